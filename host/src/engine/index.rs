@@ -1,0 +1,69 @@
+//! Per-phase rule index: exact tool names in a hash map, globs in one `GlobSet`, so the cost
+//! of a call does not grow with rules about other tools.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use globset::{GlobSet, GlobSetBuilder};
+
+use super::Candidates;
+use crate::decision::Phase;
+use crate::policy::{Rule, ToolPattern};
+
+#[derive(Debug)]
+pub(super) struct PhaseIndex {
+    exact: HashMap<String, Vec<u32>>,
+    globs: GlobSet,
+    /// For each glob in `globs`, the rule it belongs to.
+    glob_rules: Vec<u32>,
+}
+
+thread_local! {
+    /// Reused buffer for glob matches, so matching allocates nothing per call.
+    static GLOB_HITS: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+impl PhaseIndex {
+    /// Fails only if the glob set as a whole exceeds the matcher's size limits (thousands of
+    /// complex globs); the load must then fail rather than silently drop rules.
+    pub(super) fn build(rules: &[Rule], phase: Phase) -> Result<Self, globset::Error> {
+        let mut exact: HashMap<String, Vec<u32>> = HashMap::new();
+        let mut builder = GlobSetBuilder::new();
+        let mut glob_rules = Vec::new();
+        for (i, rule) in rules.iter().enumerate().filter(|(_, r)| r.phase == phase) {
+            let i = i as u32;
+            for tool in &rule.tools {
+                match tool {
+                    ToolPattern::Exact(name) => exact.entry(name.clone()).or_default().push(i),
+                    ToolPattern::Glob(m) => {
+                        builder.add(m.glob().clone());
+                        glob_rules.push(i);
+                    }
+                }
+            }
+        }
+        let globs = builder.build()?;
+        Ok(PhaseIndex {
+            exact,
+            globs,
+            glob_rules,
+        })
+    }
+
+    /// Positions of rules whose tool patterns cover `tool`, in file order, without duplicates.
+    pub(super) fn candidates(&self, tool: &str, out: &mut Candidates) {
+        if let Some(rules) = self.exact.get(tool) {
+            out.extend_from_slice(rules);
+        }
+        if !self.glob_rules.is_empty() {
+            GLOB_HITS.with_borrow_mut(|hits| {
+                self.globs.matches_into(tool, hits);
+                out.extend(hits.iter().map(|&g| self.glob_rules[g]));
+            });
+        }
+        if out.len() > 1 {
+            out.sort_unstable();
+            out.dedup();
+        }
+    }
+}

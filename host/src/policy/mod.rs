@@ -1,0 +1,473 @@
+//! Policy files: the YAML format, loading and validation.
+//!
+//! A file has a `config:` section and a `policies:` list whose entries are either compact
+//! caveat strings (mcp-macaroon-middleware's grammar) or structured rules. Both compile to one
+//! [`Rule`] type. A file loads completely or not at all: every problem is reported with file,
+//! line, column, the offending line and what was expected.
+
+pub mod compact;
+mod error;
+mod raw;
+mod tool_pattern;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+pub use error::{LoadError, LoadErrors};
+pub use tool_pattern::ToolPattern;
+
+use crate::condition::Condition;
+use crate::decision::{Effect, Origin, Phase};
+use crate::paths::RedactMode;
+use crate::request::Subject;
+use crate::rules::{self, PolicyKind};
+use raw::{RawEntry, RawFile, RawRule};
+
+/// Largest policy file accepted; a policy is configuration, not data.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Sandbox limits for WASM enforcers (`config.limits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub timeout_ms: u64,
+    pub memory_mib: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            timeout_ms: 10,
+            memory_mib: 16,
+        }
+    }
+}
+
+/// The `config:` section with defaults applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// What a tool no before-phase rule applies to gets: allow or deny (default deny).
+    pub default_effect: Effect,
+    /// Seconds an approval (or a decline) lasts.
+    pub elicit_expiry_secs: u64,
+    /// Environment variable holding the token root key.
+    pub secret_key_env: String,
+    /// Folder of WASM enforcers, resolved against the policy file's folder.
+    pub enforcers_dir: Option<PathBuf>,
+    pub limits: Limits,
+    /// How a redacted field looks: replaced by `"[REDACTED]"` or removed.
+    pub redaction: RedactMode,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            default_effect: Effect::Deny,
+            elicit_expiry_secs: 3600,
+            secret_key_env: "PORTCULLIS_ROOT_KEY".into(),
+            enforcers_dir: None,
+            limits: Limits::default(),
+            redaction: RedactMode::Replace,
+        }
+    }
+}
+
+/// Who a rule applies to; an empty list means "anyone". All non-empty lists must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubjectFilter {
+    /// Exact user ids.
+    pub users: Vec<String>,
+    /// Roles; any overlap with the subject's roles matches.
+    pub roles: Vec<String>,
+    /// Exact agent ids.
+    pub agents: Vec<String>,
+}
+
+impl SubjectFilter {
+    /// True when the subject passes every non-empty list.
+    pub fn matches(&self, s: &Subject) -> bool {
+        (self.users.is_empty() || self.users.contains(&s.user))
+            && (self.roles.is_empty() || self.roles.iter().any(|r| s.roles.contains(r)))
+            && (self.agents.is_empty() || s.agent.as_ref().is_some_and(|a| self.agents.contains(a)))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.users.is_empty() && self.roles.is_empty() && self.agents.is_empty()
+    }
+}
+
+/// One compiled rule, whichever form it was written in.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Stable id for traces: the rule's name, or `file:line` for compact rules.
+    pub id: Arc<str>,
+    pub origin: Origin,
+    /// The rule as written (compact text, or the structured rule's name).
+    pub text: Arc<str>,
+    pub phase: Phase,
+    pub tools: Vec<ToolPattern>,
+    pub subjects: SubjectFilter,
+    pub when: Vec<Condition>,
+    /// The policy name as written (a built-in or, later, an enforcer).
+    pub policy: Arc<str>,
+    pub kind: PolicyKind,
+    pub action: Effect,
+    pub params: Vec<String>,
+    /// Orders rules of the same effect in traces (highest first).
+    pub priority: i32,
+    /// Unix ms after which the rule no longer applies.
+    pub expires_unix_ms: Option<u64>,
+}
+
+impl Rule {
+    /// Compiles a compact caveat. Used for policy files and for caveats carried by tokens.
+    pub fn from_compact(text: &str, id: Arc<str>, origin: Origin) -> Result<Rule, String> {
+        let c = compact::parse(text).map_err(|e| e.to_string())?;
+        let tool = ToolPattern::parse(&c.tool)?;
+        let kind = compile_policy(&c.policy, c.phase, c.action, &c.params)?;
+        Ok(Rule {
+            id,
+            origin,
+            text: Arc::from(text),
+            phase: c.phase,
+            tools: vec![tool],
+            subjects: SubjectFilter::default(),
+            when: Vec::new(),
+            policy: Arc::from(c.policy.as_str()),
+            kind,
+            action: c.action,
+            params: c.params,
+            priority: 0,
+            expires_unix_ms: c.expires_unix_ms,
+        })
+    }
+
+    /// True once the rule's `time<` / `expires` moment has passed.
+    pub fn is_expired(&self, now_unix_ms: u64) -> bool {
+        self.expires_unix_ms.is_some_and(|t| now_unix_ms >= t)
+    }
+}
+
+/// A loaded policy file.
+#[derive(Debug, Clone)]
+pub struct PolicySet {
+    /// Where the policy came from, as named by the caller.
+    pub source: String,
+    pub config: Config,
+    /// Rules in file order.
+    pub rules: Vec<Rule>,
+}
+
+/// Loads a policy file. The file is size-checked before it is read.
+pub fn load_file(path: &Path) -> Result<PolicySet, LoadErrors> {
+    let name = path.display().to_string();
+    let meta = std::fs::metadata(path)
+        .map_err(|e| LoadErrors::whole_file(&name, format!("cannot read policy file: {e}")))?;
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(LoadErrors::whole_file(
+            &name,
+            format!(
+                "policy file is {} bytes; the limit is {MAX_FILE_BYTES} bytes (1 MiB)",
+                meta.len()
+            ),
+        ));
+    }
+    let bytes = std::fs::read(path)
+        .map_err(|e| LoadErrors::whole_file(&name, format!("cannot read policy file: {e}")))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| LoadErrors::whole_file(&name, format!("policy file is not UTF-8: {e}")))?;
+    let mut set = load_str(&text, &name)?;
+    if let (Some(dir), Some(base)) = (&set.config.enforcers_dir, path.parent())
+        && dir.is_relative()
+    {
+        set.config.enforcers_dir = Some(base.join(dir));
+    }
+    Ok(set)
+}
+
+/// Loads a policy from text; `source` names it in errors and rule ids.
+pub fn load_str(text: &str, source: &str) -> Result<PolicySet, LoadErrors> {
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(LoadErrors::whole_file(
+            source,
+            format!(
+                "policy is {} bytes; the limit is {MAX_FILE_BYTES} bytes (1 MiB)",
+                text.len()
+            ),
+        ));
+    }
+    let raw = raw::parse(text).map_err(|e| raw::yaml_error(source, text, &e))?;
+    Compiler {
+        source,
+        lines: text.lines().collect(),
+        errors: Vec::new(),
+    }
+    .compile(raw)
+}
+
+struct Compiler<'a> {
+    source: &'a str,
+    lines: Vec<&'a str>,
+    errors: Vec<LoadError>,
+}
+
+impl Compiler<'_> {
+    fn error(&mut self, line: u64, column: u64, message: impl Into<String>) {
+        let entry = usize::try_from(line)
+            .ok()
+            .and_then(|l| l.checked_sub(1))
+            .and_then(|i| self.lines.get(i))
+            .map(|s| error::quote_line(s));
+        self.errors.push(LoadError {
+            file: self.source.to_string(),
+            line,
+            column,
+            entry,
+            message: message.into(),
+        });
+    }
+
+    fn compile(mut self, raw: RawFile) -> Result<PolicySet, LoadErrors> {
+        let config = self.config(&raw);
+        let mut rules = Vec::with_capacity(raw.policies.len());
+        let mut names: HashSet<String> = HashSet::new();
+        for entry in raw.policies {
+            let (line, column) = (entry.referenced.line(), entry.referenced.column());
+            let result = match entry.value {
+                RawEntry::Compact(text) => {
+                    let id: Arc<str> = Arc::from(format!("{}:{line}", self.source));
+                    Rule::from_compact(&text, id, Origin::Server).map_err(|e| vec![e])
+                }
+                RawEntry::Structured(rule) => {
+                    if let Some(name) = &rule.name
+                        && !names.insert(name.clone())
+                    {
+                        self.error(line, column, format!("duplicate rule name {name:?}: rule names are ids and must be unique"));
+                    }
+                    self.structured(*rule, line)
+                }
+            };
+            match result {
+                Ok(rule) => rules.push(rule),
+                Err(messages) => {
+                    for m in messages {
+                        self.error(line, column, m);
+                    }
+                }
+            }
+        }
+        if self.errors.is_empty() {
+            Ok(PolicySet {
+                source: self.source.to_string(),
+                config,
+                rules,
+            })
+        } else {
+            Err(LoadErrors(self.errors))
+        }
+    }
+
+    fn config(&mut self, raw: &RawFile) -> Config {
+        let mut config = Config::default();
+        let Some(c) = &raw.config else { return config };
+        if let Some(key) = &c.secret_key {
+            self.error(
+                key.referenced.line(),
+                key.referenced.column(),
+                "config.secret_key is not accepted: a key in a policy file leaks with the file; \
+                 put it in the environment variable named by config.secret_key_env (default PORTCULLIS_ROOT_KEY)",
+            );
+        }
+        if let Some(d) = &c.default_effect {
+            match d.value.as_str() {
+                "allow" => config.default_effect = Effect::Allow,
+                "deny" => config.default_effect = Effect::Deny,
+                other => self.error(
+                    d.referenced.line(),
+                    d.referenced.column(),
+                    format!("unknown default_effect {other:?}: expected allow or deny"),
+                ),
+            }
+        }
+        if let Some(r) = &c.redaction {
+            match r.value.as_str() {
+                "replace" => config.redaction = RedactMode::Replace,
+                "remove" => config.redaction = RedactMode::Remove,
+                other => self.error(
+                    r.referenced.line(),
+                    r.referenced.column(),
+                    format!("unknown redaction {other:?}: expected replace (with \"[REDACTED]\") or remove"),
+                ),
+            }
+        }
+        if let Some(e) = &c.elicit_expiry {
+            if e.value == 0 {
+                self.error(
+                    e.referenced.line(),
+                    e.referenced.column(),
+                    "elicit_expiry must be at least 1 second",
+                );
+            }
+            config.elicit_expiry_secs = e.value;
+        }
+        if let Some(env) = &c.secret_key_env {
+            config.secret_key_env = env.clone();
+        }
+        config.enforcers_dir = c.enforcers_dir.as_ref().map(PathBuf::from);
+        if let Some(l) = &c.limits {
+            if let Some(t) = &l.timeout_ms {
+                if !(1..=60_000).contains(&t.value) {
+                    self.error(
+                        t.referenced.line(),
+                        t.referenced.column(),
+                        format!(
+                            "limits.timeout_ms {} is out of range: expected 1 to 60000",
+                            t.value
+                        ),
+                    );
+                }
+                config.limits.timeout_ms = t.value;
+            }
+            if let Some(m) = &l.memory_mib {
+                if !(1..=4096).contains(&m.value) {
+                    self.error(
+                        m.referenced.line(),
+                        m.referenced.column(),
+                        format!(
+                            "limits.memory_mib {} is out of range: expected 1 to 4096",
+                            m.value
+                        ),
+                    );
+                }
+                config.limits.memory_mib = m.value;
+            }
+        }
+        config
+    }
+
+    fn structured(&self, r: RawRule, line: u64) -> Result<Rule, Vec<String>> {
+        let mut errors = Vec::new();
+        let policy = r.policy.unwrap_or_else(|| "tool_access".to_string());
+        let phase = match r.phase.as_deref() {
+            None if policy == "field_access" => Phase::After,
+            None => Phase::Before,
+            Some("before" | "bf") => Phase::Before,
+            Some("after" | "af") => Phase::After,
+            Some(other) => {
+                errors.push(format!("unknown phase {other:?}: expected before or after"));
+                Phase::Before
+            }
+        };
+        let action = compact::parse_action(&r.action).unwrap_or_else(|| {
+            errors.push(format!(
+                "unknown action {:?}: expected allow, deny or elicit",
+                r.action
+            ));
+            Effect::Deny
+        });
+        if r.tools.is_empty() {
+            errors.push("tools is empty: expected at least one tool name or glob".into());
+        }
+        let mut tools = Vec::with_capacity(r.tools.len());
+        for t in &r.tools {
+            match ToolPattern::parse(t) {
+                Ok(p) => tools.push(p),
+                Err(e) => errors.push(e),
+            }
+        }
+        let mut when = Vec::with_capacity(r.when.len());
+        for (i, c) in r.when.iter().enumerate() {
+            match Condition::compile(&c.field, &c.op, c.value.as_ref()) {
+                Ok(cond) => when.push(cond),
+                Err(e) => errors.push(format!("when[{i}]: {e}")),
+            }
+        }
+        let expires_unix_ms = r.expires.as_deref().and_then(|s| {
+            match chrono::DateTime::parse_from_rfc3339(s) {
+                Ok(t) => u64::try_from(t.timestamp_millis()).ok(),
+                Err(e) => {
+                    errors.push(format!("bad expires {s:?}: expected an RFC 3339 time such as 2026-12-31T23:59:59Z ({e})"));
+                    None
+                }
+            }
+        });
+        let kind = match compile_policy(&policy, phase, action, &r.params) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        };
+        let subjects = r.subjects.map(|s| SubjectFilter {
+            users: s.users,
+            roles: s.roles,
+            agents: s.agents,
+        });
+        if subjects.as_ref().is_some_and(SubjectFilter::is_empty) {
+            errors.push("subjects is empty: list users, roles or agents, or leave subjects out to match everyone".into());
+        }
+        match kind {
+            Some(kind) if errors.is_empty() => {
+                let id: Arc<str> = match &r.name {
+                    Some(n) => Arc::from(n.as_str()),
+                    None => Arc::from(format!("{}:{line}", self.source)),
+                };
+                Ok(Rule {
+                    text: id.clone(),
+                    id,
+                    origin: Origin::Server,
+                    phase,
+                    tools,
+                    subjects: subjects.unwrap_or_default(),
+                    when,
+                    policy: Arc::from(policy.as_str()),
+                    kind,
+                    action,
+                    params: r.params,
+                    priority: r.priority,
+                    expires_unix_ms,
+                })
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
+/// Checks a policy name and its phase, action and params; unknown names get a suggestion.
+fn compile_policy(
+    policy: &str,
+    phase: Phase,
+    action: Effect,
+    params: &[String],
+) -> Result<PolicyKind, String> {
+    match rules::compile(policy, phase, action, params) {
+        Some(result) => result.map_err(|e| e.to_string()),
+        None => {
+            let hint = did_you_mean(policy, rules::BUILTINS.iter().copied())
+                .map(|s| format!(" (did you mean {s:?}?)"))
+                .unwrap_or_default();
+            Err(format!(
+                "unknown policy {policy:?}{hint}: expected one of {} or a loaded enforcer",
+                rules::BUILTINS.join(", ")
+            ))
+        }
+    }
+}
+
+/// The closest candidate to a misspelt word, if one is close enough to be a likely typo.
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::damerau_levenshtein(word, c), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Values of `when: value:` are plain JSON; exposed so token and CLI code parse the same way.
+pub type ConditionValue = Value;
