@@ -231,9 +231,10 @@ impl Compiler<'_> {
 
     fn compile(mut self, raw: RawFile) -> Result<PolicySet, LoadErrors> {
         let config = self.config(&raw);
-        let mut rules = Vec::with_capacity(raw.policies.len());
+        let entries = raw.policies.unwrap_or_default();
+        let mut rules = Vec::with_capacity(entries.len());
         let mut names: HashSet<String> = HashSet::new();
-        for entry in raw.policies {
+        for entry in entries {
             let (line, column) = (entry.referenced.line(), entry.referenced.column());
             let result = match entry.value {
                 RawEntry::Compact(text) => {

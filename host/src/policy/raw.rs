@@ -14,8 +14,9 @@ use super::error::{LoadError, LoadErrors};
 pub(super) struct RawFile {
     #[serde(default)]
     pub config: Option<RawConfig>,
+    /// `None` for an absent or empty (`policies:` with nothing under it) list.
     #[serde(default)]
-    pub policies: Vec<Spanned<RawEntry>>,
+    pub policies: Option<Vec<Spanned<RawEntry>>>,
 }
 
 #[derive(Debug, Deserialize)]
