@@ -117,6 +117,9 @@ impl Snapshot {
                 )),
                 false,
             ),
+            Some(Effect::Allow) if budgets.is_empty() => {
+                (Effect::Allow, Cow::Borrowed("allowed by policy"), false)
+            }
             Some(Effect::Allow) => match attempts.charge(&req.subject.user, &req.tool, &budgets) {
                 Ok(()) => (Effect::Allow, Cow::Borrowed("allowed by policy"), false),
                 Err((rule, limit)) => (

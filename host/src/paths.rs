@@ -70,7 +70,8 @@ pub enum Segment {
 /// exactly as written in the policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldPath {
-    raw: String,
+    /// Shared so that every redaction report can name the path without copying it.
+    raw: std::sync::Arc<str>,
     segments: Vec<Segment>,
 }
 
@@ -197,13 +198,18 @@ impl FieldPath {
             Some(_) => parser.dotted()?,
         };
         Ok(FieldPath {
-            raw: text.to_owned(),
+            raw: std::sync::Arc::from(text),
             segments,
         })
     }
 
     /// The original text, as written by the policy author.
     pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+
+    /// The original text, shared: cloning it is a reference-count increment.
+    pub fn shared_text(&self) -> &std::sync::Arc<str> {
         &self.raw
     }
 

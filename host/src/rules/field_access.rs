@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use serde_json::Value;
+use smallvec::SmallVec;
 
 use crate::decision::{Effect, Redaction};
 use crate::paths::{self, FieldPath, RedactMode};
@@ -26,7 +27,7 @@ pub fn redact_result(
     mode: RedactMode,
     notes: &mut Vec<String>,
 ) -> Vec<Redaction> {
-    let mut hits = vec![false; fields.len()];
+    let mut hits: SmallVec<[bool; 16]> = smallvec::smallvec![false; fields.len()];
     if let Some(doc) = result.structured.as_mut() {
         apply(doc, fields, mode, &mut hits);
     }
@@ -56,7 +57,7 @@ pub fn redact_result(
         .zip(hits)
         .filter(|(_, hit)| *hit)
         .map(|(f, _)| Redaction {
-            path: Arc::from(f.path.as_str()),
+            path: f.path.shared_text().clone(),
             rule: f.rule.clone(),
             effect: f.effect,
         })
