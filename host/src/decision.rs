@@ -67,6 +67,16 @@ pub enum Origin {
     Token,
 }
 
+impl Origin {
+    /// The word used in traces.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Server => "server",
+            Origin::Token => "token",
+        }
+    }
+}
+
 /// One rule that applied to the call: the "why" of a decision.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MatchedRule {

@@ -863,7 +863,7 @@ fn eval_structured_decisions() {
                 has: &[
                     "effect:  deny",
                     "reason:  tool \"delete_ticket\" denied by policy rule no-bulk-delete",
-                    "no-bulk-delete  [tool_access Server priority 100]",
+                    "no-bulk-delete  [tool_access, server, priority 100]",
                 ],
                 lacks: &[],
             },

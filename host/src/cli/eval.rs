@@ -179,11 +179,11 @@ fn print_decision(args: &Args, d: &Decision, result: Option<&Value>) {
         println!("rules:");
         for m in &d.matched {
             println!(
-                "  {:<7} {}  [{} {:?} priority {}]",
+                "  {:<7} {}  [{}, {}, priority {}]",
                 m.effect.as_str(),
                 m.id,
                 m.policy,
-                m.origin,
+                m.origin.as_str(),
                 m.priority
             );
         }

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The main job: builds Portcullis and walks through the example policies with `check` and
+# `eval`, showing allow, deny, ask-the-user and redaction with the rules that decided.
+# Usage: bash scripts/demo.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+cargo build --release --locked -q -p portcullis
+bin=target/release/portcullis
+[ -n "${CARGO_TARGET_DIR:-}" ] && bin="$CARGO_TARGET_DIR/release/portcullis"
+
+if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi
+step() { printf '\n%s$ %s%s\n' "$bold" "$*" "$plain"; }
+run() {  # run a command, show its exit code, never stop the demo on a deny
+  step "portcullis ${*}"
+  set +e; "$bin" --log off "$@"; code=$?; set -e
+  echo "(exit $code)"
+}
+
+run check --config policies/email-compact.yaml
+run check --config policies/structured.yaml
+
+echo; echo "== Compact, seed-compatible rules (policies/email-compact.yaml)"
+run eval --config policies/email-compact.yaml --tool read_emails --user alice
+run eval --config policies/email-compact.yaml --tool admin_tool --user alice
+run eval --config policies/email-compact.yaml --tool send_email --user alice
+run eval --config policies/email-compact.yaml --tool drop_database --user alice
+run eval --config policies/email-compact.yaml --tool get_user_profile --user alice \
+  --result '{"name":"Alice","user_pii":{"social_security_number":"123-45-6789","bank":{"account_number":"DE89 3704"}}}'
+run eval --config policies/email-compact.yaml --tool read_emails --user alice \
+  --result '{"content":[{"type":"text","text":"[{\"subject\":\"Q3\",\"body\":\"numbers\",\"attachments\":[\"q3.pdf\"]}]"}]}'
+
+echo; echo "== Structured rules with roles and conditions (policies/structured.yaml)"
+run eval --config policies/structured.yaml --tool get_ticket --role analyst --args '{"limit": 50}'
+run eval --config policies/structured.yaml --tool get_ticket --role analyst --args '{"limit": "5000"}'
+run eval --config policies/structured.yaml --tool delete_ticket --role admin --args '{"id": "*"}'
+run eval --config policies/structured.yaml --tool export_report --role analyst --args '{"destination": "s3://outside"}' --json
+
+echo; echo "== The audit trail: one JSON line per decision on stderr"
+step "portcullis --log-format json eval --config policies/email-compact.yaml --tool admin_tool"
+"$bin" --log-format json eval --config policies/email-compact.yaml --tool admin_tool >/dev/null || true
