@@ -61,25 +61,16 @@ fn bench_tool_access(c: &mut Criterion) {
     g.finish();
 }
 
-/// A user-profile-like record of roughly `bytes` bytes with nested PII and a list of items.
+/// A user-profile-like record of about `bytes` bytes: nested PII plus a list of items.
 fn result_of_size(bytes: usize) -> Value {
-    let mut items = Vec::new();
+    let item = |i: usize| json!({"id": i, "email": format!("user{i}@example.com"), "note": "lorem ipsum dolor"});
     let mut doc = json!({
         "user": {"name": "Ann Example", "pii": {"ssn": "123-45-6789", "dob": "1980-01-01"}},
         "items": [],
     });
-    let mut i = 0;
-    while doc.to_string().len() < bytes {
-        items.push(json!({"id": i, "email": format!("user{i}@example.com"), "note": "lorem ipsum dolor"}));
-        doc["items"] = Value::Array(items.clone());
-        i += 1;
-        if i % 64 == 0 && doc.to_string().len() * 2 < bytes {
-            // Grow faster for the large case.
-            let extra: Vec<Value> = (0..i).map(|j| json!({"id": j + i, "email": format!("u{j}@example.com"), "note": "lorem ipsum dolor"})).collect();
-            items.extend(extra);
-            i = items.len();
-        }
-    }
+    let per_item = item(1000).to_string().len() + 1;
+    let n = bytes.saturating_sub(doc.to_string().len()) / per_item + 1;
+    doc["items"] = (0..n).map(item).collect();
     doc
 }
 
@@ -90,6 +81,11 @@ fn bench_field_access(c: &mut Criterion) {
     let mut g = c.benchmark_group("field_access");
     for (label, size) in [("1KB", 1024usize), ("100KB", 100 * 1024)] {
         let doc = result_of_size(size);
+        let actual = doc.to_string().len();
+        assert!(
+            actual * 10 >= size * 9 && actual * 10 <= size * 11,
+            "{label}: {actual} bytes"
+        );
         let structured = ToolResult {
             content: Vec::new(),
             structured: Some(doc.clone()),
