@@ -14,8 +14,6 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde_json::Value;
-
 pub use error::{LoadError, LoadErrors};
 pub use tool_pattern::ToolPattern;
 
@@ -469,6 +467,3 @@ pub fn did_you_mean<'a>(
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }
-
-/// Values of `when: value:` are plain JSON; exposed so token and CLI code parse the same way.
-pub type ConditionValue = Value;
