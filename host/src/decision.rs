@@ -88,6 +88,9 @@ pub struct MatchedRule {
     /// What this rule contributed.
     pub effect: Effect,
     pub priority: i32,
+    /// What an enforcer said (its deny reason, question, or failure); `None` for built-ins.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// A field the after phase withheld from the caller.
@@ -114,6 +117,9 @@ pub struct Decision {
     pub by_default: bool,
     /// After phase: fields that were redacted (deny) or await approval (elicit).
     pub redactions: Vec<Redaction>,
+    /// Caveats enforcers asked to append to the caller's token (compact grammar, validated);
+    /// only kept when the decision allows.
+    pub caveats: Vec<String>,
     /// Anything the caller or an operator should know about how the decision was reached
     /// (a condition that could not be evaluated, a text item that was not JSON, ...).
     pub notes: Vec<String>,

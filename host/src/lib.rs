@@ -49,6 +49,7 @@ pub mod policy;
 pub mod request;
 pub mod result;
 pub mod rules;
+pub mod wasm;
 
 pub use decision::{Decision, Effect, MatchedRule, Origin, Phase, Redaction};
 pub use engine::{Engine, Snapshot};

@@ -31,6 +31,16 @@ impl ToolResult {
         }
     }
 
+    /// An error result carrying only a message: what a caller gets in place of a withheld
+    /// result.
+    pub fn error(message: impl Into<String>) -> Self {
+        ToolResult {
+            content: vec![Content::Text(message.into())],
+            structured: None,
+            is_error: true,
+        }
+    }
+
     /// Reads an MCP `CallToolResult` JSON object (`content`, `structuredContent`, `isError`).
     /// Returns `None` when `value` does not have that shape.
     pub fn from_mcp_json(value: &Value) -> Option<Self> {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::decision::{Effect, Phase};
 use crate::engine::Snapshot;
-use crate::policy::{self, ToolPattern};
+use crate::policy::ToolPattern;
 use crate::rules::PolicyKind;
 
 #[derive(Debug, clap::Args)]
@@ -16,7 +16,7 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> u8 {
-    let snapshot = match policy::load_file(&args.config).and_then(Snapshot::new) {
+    let snapshot = match crate::engine::load_snapshot(&args.config, None) {
         Ok(s) => s,
         Err(errors) => {
             eprintln!("{errors}");

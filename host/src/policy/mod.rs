@@ -24,14 +24,55 @@ use crate::request::Subject;
 use crate::rules::{self, PolicyKind};
 use raw::{RawEntry, RawFile, RawRule};
 
+/// What the loader needs to know about custom enforcers; implemented by the WASM layer, so
+/// this module does not depend on it.
+pub trait EnforcerCatalog {
+    /// The phases the named enforcer supports, or `None` if no enforcer has that name.
+    fn phases(&self, name: &str) -> Option<&[Phase]>;
+    /// Every enforcer name, for did-you-mean suggestions.
+    fn names(&self) -> Vec<&str>;
+    /// Lets the enforcer check a rule's parameters at load time.
+    fn validate(&self, rule: &Rule) -> Result<(), String>;
+}
+
+/// The catalog of a policy without an enforcers folder.
+pub struct NoEnforcers;
+
+impl EnforcerCatalog for NoEnforcers {
+    fn phases(&self, _: &str) -> Option<&[Phase]> {
+        None
+    }
+    fn names(&self) -> Vec<&str> {
+        Vec::new()
+    }
+    fn validate(&self, _: &Rule) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Largest memory cap an enforcer may be given, in MiB (the sandbox reserves this much
+/// address space per instance slot).
+pub const MAX_MEMORY_MIB: u64 = 256;
+
 /// Largest policy file accepted; a policy is configuration, not data.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
 /// Sandbox limits for WASM enforcers (`config.limits`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
+    /// CPU deadline per evaluation, in milliseconds.
     pub timeout_ms: u64,
+    /// Memory cap per evaluation, in MiB.
     pub memory_mib: u64,
+    /// Overrides by enforcer name (`limits.enforcers.NAME`).
+    pub enforcers: std::collections::BTreeMap<String, LimitOverride>,
+}
+
+/// Per-enforcer limits; an absent field keeps the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LimitOverride {
+    pub timeout_ms: Option<u64>,
+    pub memory_mib: Option<u64>,
 }
 
 impl Default for Limits {
@@ -39,6 +80,7 @@ impl Default for Limits {
         Limits {
             timeout_ms: 10,
             memory_mib: 16,
+            enforcers: Default::default(),
         }
     }
 }
@@ -119,12 +161,26 @@ pub struct Rule {
     pub expires_unix_ms: Option<u64>,
 }
 
+/// The catalog used while compiling one file (none for token caveats, which may only use
+/// built-in policies).
+type Catalog<'a> = &'a dyn EnforcerCatalog;
+
 impl Rule {
-    /// Compiles a compact caveat. Used for policy files and for caveats carried by tokens.
+    /// Compiles a compact caveat that may use built-in policies only (token caveats).
     pub fn from_compact(text: &str, id: Arc<str>, origin: Origin) -> Result<Rule, String> {
+        Rule::from_compact_with(text, id, origin, &NoEnforcers)
+    }
+
+    /// Compiles a compact caveat whose policy may also name a loaded enforcer.
+    pub fn from_compact_with(
+        text: &str,
+        id: Arc<str>,
+        origin: Origin,
+        catalog: Catalog<'_>,
+    ) -> Result<Rule, String> {
         let c = compact::parse(text).map_err(|e| e.to_string())?;
         let tool = ToolPattern::parse(&c.tool)?;
-        let kind = compile_policy(&c.policy, c.phase, c.action, &c.params)?;
+        let kind = compile_policy(&c.policy, c.phase, c.action, &c.params, catalog)?;
         Ok(Rule {
             id,
             origin,
@@ -158,8 +214,24 @@ pub struct PolicySet {
     pub rules: Vec<Rule>,
 }
 
-/// Loads a policy file. The file is size-checked before it is read.
+/// Loads a policy file that may use built-in policies only.
 pub fn load_file(path: &Path) -> Result<PolicySet, LoadErrors> {
+    load_file_with(path, |_| (NoEnforcers, Vec::new())).map(|(p, _)| p)
+}
+
+/// Loads a policy from text that may use built-in policies only; `source` names it in
+/// errors and rule ids.
+pub fn load_str(text: &str, source: &str) -> Result<PolicySet, LoadErrors> {
+    load_str_with(text, source, None, |_| (NoEnforcers, Vec::new())).map(|(p, _)| p)
+}
+
+/// Loads a policy file. The file is size-checked before it is read. `enforcers` is called
+/// with the parsed config (its `enforcers_dir` already resolved against the file's folder)
+/// and returns the enforcers rules may name, plus problems with them.
+pub fn load_file_with<C: EnforcerCatalog>(
+    path: &Path,
+    enforcers: impl FnOnce(&Config) -> (C, Vec<LoadError>),
+) -> Result<(PolicySet, C), LoadErrors> {
     let name = path.display().to_string();
     let meta = std::fs::metadata(path)
         .map_err(|e| LoadErrors::whole_file(&name, format!("cannot read policy file: {e}")))?;
@@ -176,17 +248,16 @@ pub fn load_file(path: &Path) -> Result<PolicySet, LoadErrors> {
         .map_err(|e| LoadErrors::whole_file(&name, format!("cannot read policy file: {e}")))?;
     let text = String::from_utf8(bytes)
         .map_err(|e| LoadErrors::whole_file(&name, format!("policy file is not UTF-8: {e}")))?;
-    let mut set = load_str(&text, &name)?;
-    if let (Some(dir), Some(base)) = (&set.config.enforcers_dir, path.parent())
-        && dir.is_relative()
-    {
-        set.config.enforcers_dir = Some(base.join(dir));
-    }
-    Ok(set)
+    load_str_with(&text, &name, path.parent(), enforcers)
 }
 
-/// Loads a policy from text; `source` names it in errors and rule ids.
-pub fn load_str(text: &str, source: &str) -> Result<PolicySet, LoadErrors> {
+/// Loads policy text; relative `enforcers_dir` paths resolve against `base_dir`.
+pub fn load_str_with<C: EnforcerCatalog>(
+    text: &str,
+    source: &str,
+    base_dir: Option<&Path>,
+    enforcers: impl FnOnce(&Config) -> (C, Vec<LoadError>),
+) -> Result<(PolicySet, C), LoadErrors> {
     if text.len() as u64 > MAX_FILE_BYTES {
         return Err(LoadErrors::whole_file(
             source,
@@ -197,12 +268,34 @@ pub fn load_str(text: &str, source: &str) -> Result<PolicySet, LoadErrors> {
         ));
     }
     let raw = raw::parse(text).map_err(|e| raw::yaml_error(source, text, &e))?;
-    Compiler {
+    let mut compiler = Compiler {
         source,
         lines: text.lines().collect(),
         errors: Vec::new(),
+    };
+    let mut config = compiler.config(&raw);
+    if let (Some(dir), Some(base)) = (&config.enforcers_dir, base_dir)
+        && dir.is_relative()
+        && !base.as_os_str().is_empty()
+    {
+        config.enforcers_dir = Some(base.join(dir));
     }
-    .compile(raw)
+    let (catalog, problems) = enforcers(&config);
+    let enforcer_trouble = !problems.is_empty();
+    compiler.errors.extend(problems);
+    let rules = compiler.rules(raw, &catalog, enforcer_trouble);
+    if compiler.errors.is_empty() {
+        Ok((
+            PolicySet {
+                source: source.to_string(),
+                config,
+                rules,
+            },
+            catalog,
+        ))
+    } else {
+        Err(LoadErrors(compiler.errors))
+    }
 }
 
 struct Compiler<'a> {
@@ -227,8 +320,7 @@ impl Compiler<'_> {
         });
     }
 
-    fn compile(mut self, raw: RawFile) -> Result<PolicySet, LoadErrors> {
-        let config = self.config(&raw);
+    fn rules(&mut self, raw: RawFile, catalog: Catalog<'_>, enforcer_trouble: bool) -> Vec<Rule> {
         let entries = raw.policies.unwrap_or_default();
         let mut rules = Vec::with_capacity(entries.len());
         let mut names: HashSet<String> = HashSet::new();
@@ -237,35 +329,47 @@ impl Compiler<'_> {
             let result = match entry.value {
                 RawEntry::Compact(text) => {
                     let id: Arc<str> = Arc::from(format!("{}:{line}", self.source));
-                    Rule::from_compact(&text, id, Origin::Server).map_err(|e| vec![e])
+                    Rule::from_compact_with(&text, id, Origin::Server, catalog).map_err(|e| vec![e])
                 }
                 RawEntry::Structured(rule) => {
                     if let Some(name) = &rule.name
                         && !names.insert(name.clone())
                     {
-                        self.error(line, column, format!("duplicate rule name {name:?}: rule names are ids and must be unique"));
+                        self.error(
+                            line,
+                            column,
+                            format!("duplicate rule name {name:?}: rule names are ids and must be unique"),
+                        );
                     }
-                    self.structured(*rule, line)
+                    self.structured(*rule, line, catalog)
                 }
             };
+            let result = result.and_then(|rule| {
+                if let PolicyKind::Enforcer(name) = &rule.kind
+                    && let Err(e) = catalog.validate(&rule)
+                {
+                    return Err(vec![format!("enforcer {name} rejects this rule: {e}")]);
+                }
+                Ok(rule)
+            });
             match result {
                 Ok(rule) => rules.push(rule),
-                Err(messages) => {
+                Err(mut messages) => {
+                    if enforcer_trouble {
+                        for m in messages
+                            .iter_mut()
+                            .filter(|m| m.starts_with("unknown policy"))
+                        {
+                            m.push_str(" (some enforcers failed to load; see the errors above)");
+                        }
+                    }
                     for m in messages {
                         self.error(line, column, m);
                     }
                 }
             }
         }
-        if self.errors.is_empty() {
-            Ok(PolicySet {
-                source: self.source.to_string(),
-                config,
-                rules,
-            })
-        } else {
-            Err(LoadErrors(self.errors))
-        }
+        rules
     }
 
     fn config(&mut self, raw: &RawFile) -> Config {
@@ -317,36 +421,55 @@ impl Compiler<'_> {
         config.enforcers_dir = c.enforcers_dir.as_ref().map(PathBuf::from);
         if let Some(l) = &c.limits {
             if let Some(t) = &l.timeout_ms {
-                if !(1..=60_000).contains(&t.value) {
-                    self.error(
-                        t.referenced.line(),
-                        t.referenced.column(),
-                        format!(
-                            "limits.timeout_ms {} is out of range: expected 1 to 60000",
-                            t.value
-                        ),
-                    );
-                }
-                config.limits.timeout_ms = t.value;
+                config.limits.timeout_ms = self.timeout(t, "limits.timeout_ms");
             }
             if let Some(m) = &l.memory_mib {
-                if !(1..=4096).contains(&m.value) {
-                    self.error(
-                        m.referenced.line(),
-                        m.referenced.column(),
-                        format!(
-                            "limits.memory_mib {} is out of range: expected 1 to 4096",
-                            m.value
-                        ),
-                    );
-                }
-                config.limits.memory_mib = m.value;
+                config.limits.memory_mib = self.memory(m, "limits.memory_mib");
+            }
+            for (name, o) in l.enforcers.iter().flatten() {
+                let field = |f: &str| format!("limits.enforcers.{name}.{f}");
+                let over = LimitOverride {
+                    timeout_ms: o
+                        .timeout_ms
+                        .as_ref()
+                        .map(|t| self.timeout(t, &field("timeout_ms"))),
+                    memory_mib: o
+                        .memory_mib
+                        .as_ref()
+                        .map(|m| self.memory(m, &field("memory_mib"))),
+                };
+                config.limits.enforcers.insert(name.clone(), over);
             }
         }
         config
     }
 
-    fn structured(&self, r: RawRule, line: u64) -> Result<Rule, Vec<String>> {
+    fn timeout(&mut self, t: &serde_saphyr::Spanned<u64>, field: &str) -> u64 {
+        if !(1..=60_000).contains(&t.value) {
+            self.error(
+                t.referenced.line(),
+                t.referenced.column(),
+                format!("{field} {} is out of range: expected 1 to 60000", t.value),
+            );
+        }
+        t.value
+    }
+
+    fn memory(&mut self, m: &serde_saphyr::Spanned<u64>, field: &str) -> u64 {
+        if !(1..=MAX_MEMORY_MIB).contains(&m.value) {
+            self.error(
+                m.referenced.line(),
+                m.referenced.column(),
+                format!(
+                    "{field} {} is out of range: expected 1 to {MAX_MEMORY_MIB}",
+                    m.value
+                ),
+            );
+        }
+        m.value
+    }
+
+    fn structured(&self, r: RawRule, line: u64, catalog: Catalog<'_>) -> Result<Rule, Vec<String>> {
         let mut errors = Vec::new();
         let policy = r.policy.unwrap_or_else(|| "tool_access".to_string());
         let phase = match r.phase.as_deref() {
@@ -392,7 +515,7 @@ impl Compiler<'_> {
                 }
             }
         });
-        let kind = match compile_policy(&policy, phase, action, &r.params) {
+        let kind = match compile_policy(&policy, phase, action, &r.params, catalog) {
             Ok(k) => Some(k),
             Err(e) => {
                 errors.push(e);
@@ -440,19 +563,35 @@ fn compile_policy(
     phase: Phase,
     action: Effect,
     params: &[String],
+    catalog: Catalog<'_>,
 ) -> Result<PolicyKind, String> {
-    match rules::compile(policy, phase, action, params) {
-        Some(result) => result.map_err(|e| e.to_string()),
-        None => {
-            let hint = did_you_mean(policy, rules::BUILTINS.iter().copied())
-                .map(|s| format!(" (did you mean {s:?}?)"))
-                .unwrap_or_default();
-            Err(format!(
-                "unknown policy {policy:?}{hint}: expected one of {} or a loaded enforcer",
-                rules::BUILTINS.join(", ")
-            ))
-        }
+    if let Some(result) = rules::compile(policy, phase, action, params) {
+        return result.map_err(|e| e.to_string());
     }
+    if let Some(phases) = catalog.phases(policy) {
+        if !phases.contains(&phase) {
+            let supported: Vec<&str> = phases.iter().map(|p| p.as_str()).collect();
+            return Err(format!(
+                "enforcer {policy} does not run in the {phase} phase: it supports {}",
+                supported.join(" and ")
+            ));
+        }
+        return Ok(PolicyKind::Enforcer(Arc::from(policy)));
+    }
+    let names = catalog.names();
+    let candidates = rules::BUILTINS.iter().copied().chain(names.iter().copied());
+    let hint = did_you_mean(policy, candidates)
+        .map(|s| format!(" (did you mean {s:?}?)"))
+        .unwrap_or_default();
+    let loaded = if names.is_empty() {
+        "or a loaded enforcer".to_string()
+    } else {
+        format!("or a loaded enforcer ({})", names.join(", "))
+    };
+    Err(format!(
+        "unknown policy {policy:?}{hint}: expected one of {} {loaded}",
+        rules::BUILTINS.join(", ")
+    ))
 }
 
 /// The closest candidate to a misspelt word, if one is close enough to be a likely typo.

@@ -37,6 +37,15 @@ pub(super) struct RawConfig {
 pub(super) struct RawLimits {
     pub timeout_ms: Option<Spanned<u64>>,
     pub memory_mib: Option<Spanned<u64>>,
+    /// Overrides by enforcer name.
+    pub enforcers: Option<std::collections::BTreeMap<String, RawLimitOverride>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLimitOverride {
+    pub timeout_ms: Option<Spanned<u64>>,
+    pub memory_mib: Option<Spanned<u64>>,
 }
 
 /// One entry of `policies:`: a compact string or a structured rule.

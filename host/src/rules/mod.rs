@@ -6,6 +6,8 @@ mod field_access;
 pub use attempts::{Attempts, Budget};
 pub use field_access::{FieldRule, redact_result};
 
+use std::sync::Arc;
+
 use thiserror::Error;
 
 use crate::decision::{Effect, Phase};
@@ -23,6 +25,8 @@ pub enum PolicyKind {
     FieldAccess(Vec<FieldPath>),
     /// Let each subject make this many calls per process, then deny.
     AllowAttempts(u64),
+    /// A custom enforcer (a WASM component) by name; it gives the verdict.
+    Enforcer(Arc<str>),
 }
 
 /// Why a built-in rule's phase, action or parameters do not fit the policy.

@@ -1,0 +1,9 @@
+//! Host bindings generated from `wit/policy.wit`.
+
+wasmtime::component::bindgen!({
+    world: "policy-enforcer",
+    path: "../wit",
+});
+
+pub use exports::portcullis::policy::enforcer as guest;
+pub use portcullis::policy::host;

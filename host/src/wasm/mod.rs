@@ -1,0 +1,371 @@
+//! Custom enforcers: WebAssembly components run in a sandbox.
+//!
+//! One [`Runtime`] per process holds the wasmtime engine (pooling allocator, epoch
+//! interruption driven by a 1 ms ticker thread) and the compile cache. Each enforcer keeps a
+//! pre-linked `InstancePre`; every evaluation gets a fresh instance in a fresh store with a
+//! deadline and a memory cap, so no state leaks between callers. No WASI is linked: an
+//! enforcer sees only its arguments and the host's `log`. Any failure (trap, timeout, memory
+//! cap, malformed verdict) is an [`EnforcerError`], which the engine turns into a deny.
+
+mod bindings;
+mod cache;
+mod load;
+mod store;
+mod verdict;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+
+pub use bindings::guest;
+pub use cache::ArtifactCache;
+pub use load::{LoadedDir, componentize};
+pub use verdict::Verdict;
+
+use crate::decision::Phase;
+use bindings::PolicyEnforcerPre;
+use store::StoreState;
+
+pub use crate::policy::MAX_MEMORY_MIB;
+/// Epoch ticks per millisecond: deadlines are precise to about one tick.
+const TICK: Duration = Duration::from_millis(1);
+
+/// Why an enforcer could not give a verdict. The engine denies with this as the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnforcerError {
+    pub enforcer: Arc<str>,
+    pub kind: FailureKind,
+}
+
+/// The cause of an enforcer failure, for the reason text and for tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailureKind {
+    Timeout(u64),
+    OutOfMemory(String),
+    StackOverflow,
+    Trap(String),
+    Malformed(String),
+}
+
+impl fmt::Display for EnforcerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = &self.enforcer;
+        match &self.kind {
+            FailureKind::Timeout(ms) => write!(f, "enforcer {name} timed out after {ms} ms"),
+            FailureKind::OutOfMemory(m) => write!(f, "enforcer {name} ran out of memory: {m}"),
+            FailureKind::StackOverflow => {
+                write!(f, "enforcer {name} overflowed its stack (deep recursion)")
+            }
+            FailureKind::Trap(m) => write!(f, "enforcer {name} failed: {m}"),
+            FailureKind::Malformed(m) => {
+                write!(f, "enforcer {name} returned a malformed verdict: {m}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for EnforcerError {}
+
+/// Per-enforcer sandbox limits after applying `config.limits` and its per-enforcer overrides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SandboxLimits {
+    pub timeout_ms: u64,
+    pub memory_mib: u64,
+}
+
+/// Facts about a loaded enforcer, for `portcullis enforcers list` and traces.
+#[derive(Debug, Clone)]
+pub struct EnforcerInfo {
+    pub name: Arc<str>,
+    pub version: String,
+    pub description: String,
+    pub phases: Vec<Phase>,
+    pub file: PathBuf,
+    pub sha256: String,
+    pub size: u64,
+    /// Time to read, componentize (if needed), compile or fetch from cache, and link.
+    pub load_time: Duration,
+    /// True when the compiled artifact came from the cache (memory or disk).
+    pub cache_hit: bool,
+    pub limits: SandboxLimits,
+}
+
+/// One loaded enforcer, ready to be instantiated per evaluation.
+pub struct Enforcer {
+    pub info: EnforcerInfo,
+    pre: PolicyEnforcerPre<StoreState>,
+    engine: Engine,
+}
+
+impl fmt::Debug for Enforcer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Enforcer")
+            .field("info", &self.info)
+            .finish()
+    }
+}
+
+impl Enforcer {
+    /// Asks the enforcer whether a policy line's parameters make sense (at load time).
+    pub fn validate(&self, caveat: &guest::Caveat) -> Result<(), String> {
+        match self.call(|store, e| e.call_validate(store, caveat)) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(message),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Runs the enforcer for one call. Every failure is an error naming the enforcer.
+    pub fn enforce(
+        &self,
+        caveat: &guest::Caveat,
+        subject: &guest::Subject,
+        request: &guest::Request,
+        phase: Phase,
+    ) -> Result<Verdict, EnforcerError> {
+        let raw = self.call(|store, e| e.call_enforce(store, caveat, subject, request))?;
+        verdict::check(raw, phase).map_err(|m| self.error(FailureKind::Malformed(m)))
+    }
+
+    fn call<R>(
+        &self,
+        f: impl FnOnce(
+            &mut Store<StoreState>,
+            &bindings::exports::portcullis::policy::enforcer::Guest,
+        ) -> wasmtime::Result<R>,
+    ) -> Result<R, EnforcerError> {
+        let limits = self.info.limits;
+        let state = StoreState::new(self.info.name.clone(), (limits.memory_mib as usize) << 20);
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| s);
+        // Set before instantiation so start functions run under the deadline too; the
+        // deadline counts from when it is set.
+        store.set_epoch_deadline(limits.timeout_ms.max(1));
+        store.epoch_deadline_trap();
+        let result = self
+            .pre
+            .instantiate(&mut store)
+            .and_then(|instance| f(&mut store, instance.portcullis_policy_enforcer()));
+        result.map_err(|e| self.classify(&e, store.data()))
+    }
+
+    fn classify(&self, e: &wasmtime::Error, state: &StoreState) -> EnforcerError {
+        let kind = if state.hit_memory_limit {
+            FailureKind::OutOfMemory(format!("limit is {} MiB", self.info.limits.memory_mib))
+        } else {
+            match e.downcast_ref::<Trap>() {
+                Some(Trap::Interrupt) => FailureKind::Timeout(self.info.limits.timeout_ms),
+                Some(Trap::StackOverflow) => FailureKind::StackOverflow,
+                _ => FailureKind::Trap(one_line(&format!("{e:#}"))),
+            }
+        };
+        self.error(kind)
+    }
+
+    fn error(&self, kind: FailureKind) -> EnforcerError {
+        EnforcerError {
+            enforcer: self.info.name.clone(),
+            kind,
+        }
+    }
+}
+
+/// The enforcers of one folder, by name. Immutable once built; a reload builds a new one.
+#[derive(Debug, Default)]
+pub struct EnforcerSet {
+    pub by_name: BTreeMap<Arc<str>, Arc<Enforcer>>,
+}
+
+impl EnforcerSet {
+    pub fn get(&self, name: &str) -> Option<&Arc<Enforcer>> {
+        self.by_name.get(name)
+    }
+}
+
+/// The process-wide sandbox: engine, linker, caches and the epoch ticker.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<StoreState>,
+    disk: Option<ArtifactCache>,
+    /// Compiled components by source SHA-256, so a reload of unchanged files compiles
+    /// nothing and reads nothing from disk.
+    memo: std::sync::Mutex<BTreeMap<[u8; 32], Component>>,
+    stop: Arc<AtomicBool>,
+    ticker: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("disk_cache", &self.disk)
+            .finish()
+    }
+}
+
+impl Runtime {
+    /// Builds the engine. `cache_dir`: where compiled artifacts persist (`None`: memory only).
+    pub fn new(cache_dir: Option<PathBuf>) -> Result<Arc<Self>, String> {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(256)
+            .total_core_instances(1024)
+            .total_memories(256)
+            .total_tables(1024)
+            .max_memory_size((MAX_MEMORY_MIB as usize) << 20)
+            .max_memories_per_component(4)
+            .max_tables_per_component(16)
+            .max_core_instances_per_component(64)
+            .table_elements(200_000)
+            .max_core_instance_size(4 << 20)
+            .max_component_instance_size(4 << 20);
+        let mut config = Config::new();
+        config
+            .epoch_interruption(true)
+            .max_wasm_stack(1 << 20)
+            .memory_reservation((MAX_MEMORY_MIB << 20) + (64 << 20))
+            .memory_guard_size(64 << 10)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine =
+            Engine::new(&config).map_err(|e| format!("cannot create the wasm engine: {e:#}"))?;
+        let mut linker = Linker::new(&engine);
+        bindings::PolicyEnforcer::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(|e| format!("cannot link host functions: {e:#}"))?;
+        let disk = cache_dir.and_then(|dir| match ArtifactCache::open(&dir) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), "compile cache disabled: {e}");
+                None
+            }
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = {
+            let engine = engine.clone();
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("portcullis-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(TICK);
+                        engine.increment_epoch();
+                    }
+                })
+                .map_err(|e| format!("cannot start the epoch thread: {e}"))?
+        };
+        Ok(Arc::new(Runtime {
+            engine,
+            linker,
+            disk,
+            memo: std::sync::Mutex::new(BTreeMap::new()),
+            stop,
+            ticker: Some(ticker),
+        }))
+    }
+
+    /// The disk cache, if one is in use.
+    pub fn disk_cache(&self) -> Option<&ArtifactCache> {
+        self.disk.as_ref()
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.ticker.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    let joined = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut end = joined.len().min(600);
+    while !joined.is_char_boundary(end) {
+        end -= 1;
+    }
+    joined[..end].to_string()
+}
+
+/// The WIT `caveat` record for a rule, built once per rule when a snapshot is built.
+pub fn guest_caveat(rule: &crate::policy::Rule) -> guest::Caveat {
+    guest::Caveat {
+        raw: rule.text.to_string(),
+        phase: match rule.phase {
+            Phase::Before => guest::Phase::Before,
+            Phase::After => guest::Phase::After,
+        },
+        tool: rule
+            .tools
+            .iter()
+            .map(|t| t.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+        policy: rule.policy.to_string(),
+        action: match rule.action {
+            crate::decision::Effect::Allow => guest::Action::Allow,
+            crate::decision::Effect::Deny => guest::Action::Deny,
+            crate::decision::Effect::Elicit => guest::Action::Elicit,
+        },
+        params: rule.params.clone(),
+    }
+}
+
+impl crate::policy::EnforcerCatalog for EnforcerSet {
+    fn phases(&self, name: &str) -> Option<&[Phase]> {
+        self.get(name).map(|e| e.info.phases.as_slice())
+    }
+
+    fn names(&self) -> Vec<&str> {
+        self.by_name.keys().map(|k| &**k).collect()
+    }
+
+    fn validate(&self, rule: &crate::policy::Rule) -> Result<(), String> {
+        match self.get(&rule.policy) {
+            Some(e) => e.validate(&guest_caveat(rule)),
+            None => Err(format!("enforcer {} is not loaded", rule.policy)),
+        }
+    }
+}
+
+/// The WIT `subject` record for a caller.
+pub fn guest_subject(s: &crate::request::Subject) -> guest::Subject {
+    guest::Subject {
+        user: s.user.clone(),
+        roles: s.roles.clone(),
+        agent: s.agent.clone(),
+        attributes: s
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    }
+}
+
+/// The WIT `request` record for a call; `result` is the MCP CallToolResult JSON (after phase).
+pub fn guest_request(req: &crate::request::Request, result: Option<String>) -> guest::Request {
+    guest::Request {
+        tool: req.tool.clone(),
+        arguments: req.arguments.to_string(),
+        result,
+        now_unix_ms: req.now_unix_ms,
+        session: req.session.clone(),
+    }
+}
+
+static SHARED: std::sync::OnceLock<Result<Arc<Runtime>, String>> = std::sync::OnceLock::new();
+
+/// The process-wide runtime (one wasmtime engine per process), created on first use with
+/// the default compile cache directory.
+pub fn shared() -> Result<Arc<Runtime>, String> {
+    SHARED
+        .get_or_init(|| Runtime::new(ArtifactCache::default_dir()))
+        .clone()
+}
