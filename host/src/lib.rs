@@ -46,6 +46,7 @@ pub mod decision;
 pub mod engine;
 pub mod paths;
 pub mod policy;
+pub mod reload;
 pub mod request;
 pub mod result;
 pub mod rules;

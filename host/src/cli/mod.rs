@@ -2,7 +2,9 @@
 //! 2 deny, 3 needs approval (elicit).
 
 mod check;
+mod enforcers;
 mod eval;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -43,6 +45,11 @@ enum Command {
     Check(check::Args),
     /// Evaluate one tool call against a policy and explain the decision.
     Eval(eval::Args),
+    /// Inspect and prepare WebAssembly enforcers.
+    #[command(subcommand)]
+    Enforcers(enforcers::Command),
+    /// Keep a policy live with hot reload and log every reload (Ctrl-C to stop).
+    Watch(watch::Args),
 }
 
 /// Runs the CLI with the process's arguments.
@@ -59,6 +66,8 @@ pub fn main() -> ExitCode {
     let code = match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Eval(args) => eval::run(&args),
+        Command::Enforcers(cmd) => enforcers::run(&cmd),
+        Command::Watch(args) => watch::run(&args),
     };
     ExitCode::from(code)
 }

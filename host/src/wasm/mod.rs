@@ -213,10 +213,12 @@ impl Runtime {
     /// Builds the engine. `cache_dir`: where compiled artifacts persist (`None`: memory only).
     pub fn new(cache_dir: Option<PathBuf>) -> Result<Arc<Self>, String> {
         let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(256)
-            .total_core_instances(1024)
-            .total_memories(256)
-            .total_tables(1024)
+        // Each memory slot reserves MAX_MEMORY_MIB plus guard of address space (not RAM); 128
+        // concurrent evaluations is far more than the cores of any host running them.
+        pool.total_component_instances(128)
+            .total_core_instances(512)
+            .total_memories(128)
+            .total_tables(512)
             .max_memory_size((MAX_MEMORY_MIB as usize) << 20)
             .max_memories_per_component(4)
             .max_tables_per_component(16)
