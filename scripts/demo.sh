@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
+bash enforcers/build.sh
+bash enforcers/pii_guard/build.sh
 cargo build --release --locked -q -p portcullis
 bin=target/release/portcullis
 [ -n "${CARGO_TARGET_DIR:-}" ] && bin="$CARGO_TARGET_DIR/release/portcullis"
@@ -35,6 +37,16 @@ run eval --config policies/structured.yaml --tool get_ticket --role analyst --ar
 run eval --config policies/structured.yaml --tool get_ticket --role analyst --args '{"limit": "5000"}'
 run eval --config policies/structured.yaml --tool delete_ticket --role admin --args '{"id": "*"}'
 run eval --config policies/structured.yaml --tool export_report --role analyst --args '{"destination": "s3://outside"}' --json
+
+echo; echo "== WebAssembly enforcers (policies/enforcers.yaml)"
+run enforcers list --config policies/enforcers.yaml
+run eval --config policies/enforcers.yaml --tool run_query --args '{"query": "SELECT name FROM users WHERE id = 7"}'
+run eval --config policies/enforcers.yaml --tool run_query --args '{"query": "SELECT 1; DROP TABLE users"}'
+run eval --config policies/enforcers.yaml --tool run_admin_query --args '{"query": "DELETE FROM users"}'
+run eval --config policies/enforcers.yaml --tool deploy --now 2026-11-18T10:00:00+01:00
+run eval --config policies/enforcers.yaml --tool deploy --now 2026-11-21T10:00:00+01:00
+run eval --config policies/enforcers.yaml --tool get_customer \
+  --result '{"name":"Ann","email":"ann@example.com","card":"4111 1111 1111 1111","order":"4111 1111 1111 1112"}'
 
 echo; echo "== The audit trail: one JSON line per decision on stderr"
 step "portcullis --log-format json eval --config policies/email-compact.yaml --tool admin_tool"

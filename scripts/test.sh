@@ -1,15 +1,34 @@
 #!/usr/bin/env bash
-# Runs every check CI runs: formatting, clippy with warnings as errors, and all tests.
+# Runs every check CI runs: builds the WebAssembly enforcers, then formatting, clippy with
+# warnings as errors, and all tests (host, Rust guests natively, the JavaScript guest).
 # Usage: bash scripts/test.sh        (from anywhere inside the repository)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
+echo "== building the enforcers"
+bash enforcers/build.sh
+bash enforcers/pii_guard/build.sh
+
+# The guest workspace's native (host-target) builds get their own target directory.
+guest_native_target="${CARGO_TARGET_DIR:+$CARGO_TARGET_DIR/guests-native}"
+guest_native_target="${guest_native_target:-$PWD/enforcers/target/native}"
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+(cd enforcers && cargo fmt --all -- --check)
 echo "== cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== cargo test"
-cargo test --workspace --locked 2>&1 | tee /tmp/portcullis-test.log
-# cargo test prints one "test result:" line per test binary; fail loudly if none ran.
-grep -q "^test result: ok\. [1-9]" /tmp/portcullis-test.log || { echo "no tests ran" >&2; exit 1; }
+(cd enforcers && CARGO_TARGET_DIR="$guest_native_target" cargo clippy --workspace --all-targets --locked -- -D warnings)
+
+log=$(mktemp)
+echo "== cargo test (host)"
+cargo test --workspace --locked 2>&1 | tee "$log"
+echo "== cargo test (Rust enforcers, natively)"
+(cd enforcers && CARGO_TARGET_DIR="$guest_native_target" cargo test --workspace --locked) 2>&1 | tee -a "$log"
+echo "== node --test (pii_guard)"
+(cd enforcers/pii_guard && PII_GUARD_REQUIRE_COMPONENT=1 npm test --silent) 2>&1 | tee -a "$log"
+# Fail loudly if a runner silently ran nothing.
+grep -q "^test result: ok\. [1-9]" "$log" || { echo "no Rust tests ran" >&2; exit 1; }
+grep -qE "^# pass [1-9]" "$log" || { echo "no JavaScript tests ran" >&2; exit 1; }
+rm -f "$log"
