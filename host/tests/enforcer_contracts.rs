@@ -28,7 +28,11 @@ fn engine(rules: &str) -> Engine {
     let dir = tempfile::tempdir().unwrap();
     for name in ["business_hours", "sql_safety", "pii_guard"] {
         let path = dist().join(format!("{name}.wasm"));
-        assert!(path.exists(), "{} is missing: run `bash scripts/test.sh` (it builds the enforcers)", path.display());
+        assert!(
+            path.exists(),
+            "{} is missing: run `bash scripts/test.sh` (it builds the enforcers)",
+            path.display()
+        );
     }
     let policy = format!(
         "config:\n  default_effect: deny\n  enforcers_dir: {}\n  limits:\n    timeout_ms: 200\n    enforcers:\n      pii_guard: {{ timeout_ms: 2000, memory_mib: 64 }}\npolicies:\n{rules}",
@@ -36,13 +40,17 @@ fn engine(rules: &str) -> Engine {
     );
     let path = dir.path().join("policy.yaml");
     std::fs::write(&path, policy).unwrap();
-    let snapshot = portcullis::engine::load_snapshot(&path, Some(runtime())).unwrap_or_else(|e| panic!("{e}"));
+    let snapshot =
+        portcullis::engine::load_snapshot(&path, Some(runtime())).unwrap_or_else(|e| panic!("{e}"));
     Engine::new(snapshot)
 }
 
 fn load_error(rules: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let policy = format!("config:\n  enforcers_dir: {}\npolicies:\n{rules}", dist().display());
+    let policy = format!(
+        "config:\n  enforcers_dir: {}\npolicies:\n{rules}",
+        dist().display()
+    );
     let path = dir.path().join("policy.yaml");
     std::fs::write(&path, policy).unwrap();
     match portcullis::engine::load_snapshot(&path, Some(runtime())) {
@@ -52,7 +60,11 @@ fn load_error(rules: &str) -> String {
 }
 
 fn sql(engine: &Engine, tool: &str, query: &str) -> (Effect, String) {
-    let d = engine.before(&Request::new(Subject::user("u"), tool, json!({ "query": query })));
+    let d = engine.before(&Request::new(
+        Subject::user("u"),
+        tool,
+        json!({ "query": query }),
+    ));
     (d.effect, d.reason.to_string())
 }
 
@@ -83,7 +95,11 @@ fn sql_safety_contract() {
         ("ro", "EXPLAIN SELECT 1", A),
         ("ro", "DELETE FROM users", D),
         ("ro", "SELECT 1; DROP TABLE users", D),
-        ("ro", "WITH d AS (DELETE FROM users RETURNING *) SELECT * FROM d", D),
+        (
+            "ro",
+            "WITH d AS (DELETE FROM users RETURNING *) SELECT * FROM d",
+            D,
+        ),
         ("ro", "SELECT * INTO backup FROM users", D),
         ("ro", "SELECT * FROM users FOR UPDATE", D),
         ("ro", "SELEC * FROM", D),
@@ -93,13 +109,21 @@ fn sql_safety_contract() {
         ("guarded", "DELETE FROM users WHERE id = 3", A),
         ("guarded", "UPDATE users SET a = 1", D),
         ("guarded", "UPDATE users SET a = 1 WHERE id = 2", A),
-        ("guarded", "INSERT INTO t VALUES (1); INSERT INTO t VALUES (2)", D),
+        (
+            "guarded",
+            "INSERT INTO t VALUES (1); INSERT INTO t VALUES (2)",
+            D,
+        ),
         ("guarded", "INSERT INTO t VALUES (1)", A),
         ("ask", "DELETE FROM users", E),
         ("ask", "SELECT 1", A),
         ("lite", "PRAGMA table_info(users)", D),
         ("lite", "SELECT * FROM users LIMIT 5", A),
-        ("pg", "DELETE FROM t USING u WHERE t.id = u.id RETURNING t.id", A),
+        (
+            "pg",
+            "DELETE FROM t USING u WHERE t.id = u.id RETURNING t.id",
+            A,
+        ),
         ("pg", "SELECT '1'::int", A),
         ("my", "SELECT `name` FROM `users`", A),
         ("my", "REPLACE INTO t VALUES (1)", D),
@@ -108,7 +132,10 @@ fn sql_safety_contract() {
         let (effect, reason) = sql(&e, tool, query);
         assert_eq!(effect, *want, "{tool}: {query:?} -> {reason}");
         if *want != A {
-            assert!(reason.contains("sql_safety rule "), "reason names the rule: {reason}");
+            assert!(
+                reason.contains("sql_safety rule "),
+                "reason names the rule: {reason}"
+            );
         }
     }
     // Unparseable SQL carries the parser's message; a missing argument is refused.
@@ -121,10 +148,16 @@ fn sql_safety_contract() {
 #[test]
 fn sql_safety_rejects_bad_parameters_at_load() {
     let err = load_error("  - \"bf:q:sql_safety:deny:dialect=postgress\"\n");
-    assert!(err.contains("enforcer sql_safety rejects this rule"), "{err}");
+    assert!(
+        err.contains("enforcer sql_safety rejects this rule"),
+        "{err}"
+    );
     assert!(err.contains("postgress"), "{err}");
     let err = load_error("  - \"af:q:sql_safety:deny:read_only\"\n");
-    assert!(err.contains("enforcer sql_safety does not run in the after phase"), "{err}");
+    assert!(
+        err.contains("enforcer sql_safety does not run in the after phase"),
+        "{err}"
+    );
 }
 
 /// Unix ms for a local wall-clock time in a zone.
@@ -176,7 +209,10 @@ fn business_hours_contract() {
         assert_eq!(d.effect, *want, "{tool} at {now}: {}", d.reason);
     }
     let err = load_error("  - \"bf:x:business_hours:allow:9-17\"\n");
-    assert!(err.contains("enforcer business_hours rejects this rule"), "{err}");
+    assert!(
+        err.contains("enforcer business_hours rejects this rule"),
+        "{err}"
+    );
     let err = load_error("  - \"bf:x:business_hours:allow:tz=Europe/Berlinn\"\n");
     assert!(err.contains("Europe/Berlin"), "{err}");
 }
@@ -198,7 +234,12 @@ fn pii_guard_contract() {
         "version": "1.2.3.4",
         "host": "192.168.1.1"
     });
-    let run = |tool: &str| e.after(&Request::new(Subject::user("u"), tool, json!({})), ToolResult::from_json_value(result.clone()));
+    let run = |tool: &str| {
+        e.after(
+            &Request::new(Subject::user("u"), tool, json!({})),
+            ToolResult::from_json_value(result.clone()),
+        )
+    };
 
     let (d, out) = run("profile");
     assert_eq!(d.effect, Effect::Allow, "{}", d.reason);
@@ -210,11 +251,19 @@ fn pii_guard_contract() {
     assert_eq!(s["email"], "[REDACTED:email]");
     assert_eq!(s["card"], "[REDACTED:card]");
     // False positives survive.
-    for keep in ["4111 1111 1111 1112", "2024-01-15T10:30:00Z", "1.2.3.4", "192.168.1.1", "Ann"] {
+    for keep in [
+        "4111 1111 1111 1112",
+        "2024-01-15T10:30:00Z",
+        "1.2.3.4",
+        "192.168.1.1",
+        "Ann",
+    ] {
         assert!(shown.contains(keep), "{keep} was masked: {shown}");
     }
     // Text and structured views agree.
-    let portcullis::Content::Text(text) = &out.content[0] else { panic!() };
+    let portcullis::Content::Text(text) = &out.content[0] else {
+        panic!()
+    };
     assert_eq!(&serde_json::from_str::<Value>(text).unwrap(), s);
 
     let (_, out) = run("cards");
@@ -228,7 +277,10 @@ fn pii_guard_contract() {
     assert!(out.is_error && !out.to_mcp_json().to_string().contains("ann@example.com"));
 
     let err = load_error("  - \"af:x:pii_guard:deny:only=ssn\"\n");
-    assert!(err.contains("enforcer pii_guard rejects this rule"), "{err}");
+    assert!(
+        err.contains("enforcer pii_guard rejects this rule"),
+        "{err}"
+    );
 }
 
 #[test]
