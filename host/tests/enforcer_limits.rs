@@ -4,39 +4,16 @@
 
 mod common;
 
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::{Body, enforcer_module, evil};
-use portcullis::wasm::Runtime;
 use portcullis::{Effect, Engine, Request, Subject};
 use serde_json::json;
 
 const TIMEOUT_MS: u64 = 100;
 
-/// One sandbox per test binary, as in a server (no disk cache).
-fn runtime() -> &'static Arc<Runtime> {
-    static RT: OnceLock<Arc<Runtime>> = OnceLock::new();
-    RT.get_or_init(|| Runtime::new(None).expect("runtime"))
-}
-
-/// Writes enforcer files and a policy into a temp folder and loads it.
 fn load(files: &[(&str, Vec<u8>)], rules: &str) -> Result<(tempfile::TempDir, Engine), String> {
-    let dir = tempfile::tempdir().unwrap();
-    let enf = dir.path().join("enf");
-    std::fs::create_dir(&enf).unwrap();
-    for (name, bytes) in files {
-        std::fs::write(enf.join(name), bytes).unwrap();
-    }
-    let policy = format!(
-        "config:\n  default_effect: deny\n  enforcers_dir: enf\n  limits: {{ timeout_ms: {TIMEOUT_MS} }}\npolicies:\n{rules}"
-    );
-    let path = dir.path().join("policy.yaml");
-    std::fs::write(&path, policy).unwrap();
-    match portcullis::engine::load_snapshot(&path, Some(runtime())) {
-        Ok(s) => Ok((dir, Engine::new(s))),
-        Err(e) => Err(e.to_string()),
-    }
+    common::load(files, rules, TIMEOUT_MS)
 }
 
 fn call(tool: &str) -> Request {

@@ -5,6 +5,10 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use portcullis::Engine;
+use portcullis::wasm::Runtime;
 
 use wit_component::StringEncoding;
 use wit_parser::Resolve;
@@ -164,5 +168,35 @@ pub mod evil {
             p = super::VERDICT_AT + 4,
             l = super::VERDICT_AT + 8
         )
+    }
+}
+
+/// One sandbox per test binary, as in a server (no disk cache).
+pub fn runtime() -> &'static Arc<Runtime> {
+    static RT: OnceLock<Arc<Runtime>> = OnceLock::new();
+    RT.get_or_init(|| Runtime::new(None).expect("runtime"))
+}
+
+/// Writes enforcer files and a policy (default deny, the given timeout) into a temp folder and
+/// loads it; the error is the load error's text.
+pub fn load(
+    files: &[(&str, Vec<u8>)],
+    rules: &str,
+    timeout_ms: u64,
+) -> Result<(tempfile::TempDir, Engine), String> {
+    let dir = tempfile::tempdir().unwrap();
+    let enf = dir.path().join("enf");
+    std::fs::create_dir(&enf).unwrap();
+    for (name, bytes) in files {
+        std::fs::write(enf.join(name), bytes).unwrap();
+    }
+    let policy = format!(
+        "config:\n  default_effect: deny\n  enforcers_dir: enf\n  limits: {{ timeout_ms: {timeout_ms} }}\npolicies:\n{rules}"
+    );
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, policy).unwrap();
+    match portcullis::engine::load_snapshot(&path, Some(runtime())) {
+        Ok(s) => Ok((dir, Engine::new(s))),
+        Err(e) => Err(e.to_string()),
     }
 }
