@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Builds the Rust guest enforcers to WebAssembly components: enforcers/dist/<name>.wasm.
+# Builds every enforcer to a WebAssembly component in enforcers/dist/<name>.wasm: the Rust
+# guests here, and the JavaScript guest through pii_guard/build.sh (which has its own
+# up-to-date check).
 #
 # Usage: bash enforcers/build.sh          (from anywhere; unattended, safe to re-run)
 #
@@ -37,6 +39,11 @@ fi
 
 log() { printf '%s\n' "build.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
+
+# JavaScript guests first: they have their own build script and up-to-date check.
+for js_build in */build.sh; do
+    bash "$js_build" || die "$js_build failed"
+done
 
 # Guests: packages with a cdylib library. pii_guard and other non-Rust guests have no Cargo.toml.
 guests=()

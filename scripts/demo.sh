@@ -6,7 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 bash enforcers/build.sh
-bash enforcers/pii_guard/build.sh
 cargo build --release --locked -q -p portcullis
 bin=target/release/portcullis
 [ -n "${CARGO_TARGET_DIR:-}" ] && bin="$CARGO_TARGET_DIR/release/portcullis"

@@ -8,7 +8,6 @@ source scripts/setup.sh
 
 echo "== building the enforcers"
 bash enforcers/build.sh
-bash enforcers/pii_guard/build.sh
 
 # The guest workspace's native (host-target) builds get their own target directory.
 guest_native_target="${CARGO_TARGET_DIR:+$CARGO_TARGET_DIR/guests-native}"

@@ -1,6 +1,6 @@
 //! Per-evaluation latency of the shipped enforcers (fresh instance per call, pooling
 //! allocator) as p50 / p99, and hot-reload latency (file written -> new snapshot live).
-//! Needs the built enforcers (`bash enforcers/build.sh && bash enforcers/pii_guard/build.sh`).
+//! Needs the built enforcers (`bash enforcers/build.sh`).
 //! Run: `cargo bench -p portcullis --bench enforcers`
 
 use std::path::Path;

@@ -1,5 +1,4 @@
-//! The shipped enforcers (enforcers/dist, built by `bash enforcers/build.sh` and
-//! `bash enforcers/pii_guard/build.sh`), driven through the host exactly as a server would.
+//! The shipped enforcers (enforcers/dist, built by `bash enforcers/build.sh`), driven through the host exactly as a server would.
 //! Table-driven: each row is a call and the verdict the contract promises.
 
 use std::path::{Path, PathBuf};
