@@ -5,5 +5,5 @@ wasmtime::component::bindgen!({
     path: "../wit",
 });
 
-pub use exports::portcullis::policy::enforcer as guest;
-pub use portcullis::policy::host;
+pub use self::exports::portcullis::policy::enforcer as guest;
+pub use self::portcullis::policy::host;
