@@ -229,7 +229,7 @@ impl Snapshot {
                 ));
             } else {
                 let subject = wasm::guest_subject(&req.subject);
-                let request = wasm::guest_request(req, None);
+                let request = wasm::guest_request(req, req.arguments.to_string(), None);
                 for (n, &i) in enforcer_rules.iter().enumerate() {
                     let (rule, enforcer, caveat) = self.enforcer_of(i);
                     t.enforce(rule, enforcer, caveat, &subject, &request);
@@ -335,9 +335,15 @@ impl Snapshot {
         };
         if !enforcer_rules.is_empty() {
             let subject = wasm::guest_subject(&req.subject);
+            let arguments = req.arguments.to_string();
             for &i in &enforcer_rules {
                 let (rule, enforcer, caveat) = self.enforcer_of(i);
-                let request = wasm::guest_request(req, Some(result.to_mcp_json().to_string()));
+                // The result is re-read for each rule: an earlier enforcer may have rewritten it.
+                let request = wasm::guest_request(
+                    req,
+                    arguments.clone(),
+                    Some(result.to_mcp_json().to_string()),
+                );
                 if let Some(replacement) = t.enforce(rule, enforcer, caveat, &subject, &request) {
                     match ToolResult::from_mcp_json(&replacement) {
                         Some(r) => *result = r,

@@ -6,25 +6,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Body, enforcer_module, evil};
-use portcullis::{Effect, Engine, Request, Subject};
-use serde_json::json;
+use common::{Body, call, enforcer_module, evil, healthy};
+use portcullis::{Effect, Engine};
 
 const TIMEOUT_MS: u64 = 100;
 
 fn load(files: &[(&str, Vec<u8>)], rules: &str) -> Result<(tempfile::TempDir, Engine), String> {
     common::load(files, rules, TIMEOUT_MS)
-}
-
-fn call(tool: &str) -> Request {
-    Request::new(Subject::user("mallory"), tool, json!({"q": 1}))
-}
-
-fn healthy() -> (&'static str, Vec<u8>) {
-    (
-        "healthy.wasm",
-        enforcer_module("healthy", Body::Verdict(0, String::new())),
-    )
 }
 
 #[test]

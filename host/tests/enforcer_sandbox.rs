@@ -7,26 +7,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Body, enforcer_module, evil, foreign_module, runtime};
+use common::{Body, call, enforcer_module, evil, foreign_module, healthy, runtime};
 use portcullis::wasm::Runtime;
-use portcullis::{Effect, Engine, Request, Subject, ToolResult};
+use portcullis::{Effect, Engine, ToolResult};
 use serde_json::json;
 
 const TIMEOUT_MS: u64 = 100;
 
 fn load(files: &[(&str, Vec<u8>)], rules: &str) -> Result<(tempfile::TempDir, Engine), String> {
     common::load(files, rules, TIMEOUT_MS)
-}
-
-fn call(tool: &str) -> Request {
-    Request::new(Subject::user("mallory"), tool, json!({"q": 1}))
-}
-
-fn healthy() -> (&'static str, Vec<u8>) {
-    (
-        "healthy.wasm",
-        enforcer_module("healthy", Body::Verdict(0, String::new())),
-    )
 }
 
 #[test]

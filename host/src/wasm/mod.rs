@@ -351,11 +351,16 @@ pub fn guest_subject(s: &crate::request::Subject) -> guest::Subject {
     }
 }
 
-/// The WIT `request` record for a call; `result` is the MCP CallToolResult JSON (after phase).
-pub fn guest_request(req: &crate::request::Request, result: Option<String>) -> guest::Request {
+/// The WIT `request` record for a call. `arguments` is the call's arguments as JSON text
+/// (serialized once per phase by the caller); `result` is the MCP CallToolResult JSON.
+pub fn guest_request(
+    req: &crate::request::Request,
+    arguments: String,
+    result: Option<String>,
+) -> guest::Request {
     guest::Request {
         tool: req.tool.clone(),
-        arguments: req.arguments.to_string(),
+        arguments,
         result,
         now_unix_ms: req.now_unix_ms,
         session: req.session.clone(),

@@ -200,3 +200,20 @@ pub fn load(
         Err(e) => Err(e.to_string()),
     }
 }
+
+/// A call by the test caller to `tool`.
+pub fn call(tool: &str) -> portcullis::Request {
+    portcullis::Request::new(
+        portcullis::Subject::user("mallory"),
+        tool,
+        serde_json::json!({"q": 1}),
+    )
+}
+
+/// An enforcer named `healthy` that always allows.
+pub fn healthy() -> (&'static str, Vec<u8>) {
+    (
+        "healthy.wasm",
+        enforcer_module("healthy", Body::Verdict(0, String::new())),
+    )
+}
