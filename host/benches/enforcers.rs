@@ -13,6 +13,9 @@ use portcullis::wasm::Runtime;
 use portcullis::{Engine, Request, Subject, ToolResult};
 use serde_json::json;
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
     samples.sort();
     let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
@@ -20,6 +23,12 @@ fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
 }
 
 fn measure(label: &str, n: usize, mut f: impl FnMut()) {
+    // `cargo bench --bench enforcers -- sql` runs only the matching measurements.
+    if let Some(filter) = std::env::args().skip(1).find(|a| !a.starts_with('-'))
+        && !label.contains(&filter)
+    {
+        return;
+    }
     for _ in 0..n / 10 {
         f();
     }
@@ -56,6 +65,16 @@ fn main() {
         portcullis::engine::load_snapshot(&policy, Some(&runtime)).expect("enforcers built?"),
     );
 
+    // The floor: a trivial enforcer (a core module whose `enforce` returns allow at once),
+    // through the same engine path: fresh instance, call, verdict check, decision.
+    let (_floor_dir, floor) =
+        common::load(&[common::healthy()], "  - \"bf:t:healthy:allow\"\n", 100)
+            .expect("trivial enforcer");
+    let trivial = Request::new(Subject::user("u"), "t", json!({"q": 1}));
+    measure("trivial enforcer (WAT, allow at once)", 5000, || {
+        std::hint::black_box(floor.before(&trivial));
+    });
+
     let sql = Request::new(
         Subject::user("u"),
         "q",
@@ -63,6 +82,14 @@ fn main() {
     );
     measure("sql_safety (Rust), 170-byte SELECT", 2000, || {
         std::hint::black_box(engine.before(&sql));
+    });
+    let short = Request::new(
+        Subject::user("u"),
+        "q",
+        json!({"query": "SELECT name, email FROM users WHERE id = 42"}),
+    );
+    measure("sql_safety (Rust), 43-byte SELECT", 2000, || {
+        std::hint::black_box(engine.before(&short));
     });
     let hours = Request::new(Subject::user("u"), "d", json!({})).at(1_795_000_000_000);
     measure("business_hours (Rust), Europe/Berlin", 2000, || {

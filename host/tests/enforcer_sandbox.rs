@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{Body, call, enforcer_module, evil, foreign_module, healthy, runtime};
-use portcullis::wasm::Runtime;
+use portcullis::wasm::{MemoryReset, Runtime};
 use portcullis::{Effect, Engine, ToolResult};
 use serde_json::json;
 
@@ -160,6 +160,37 @@ fn every_evaluation_gets_a_fresh_instance() {
     .unwrap();
     for _ in 0..5 {
         assert_eq!(engine.before(&call("t")).effect, Effect::Allow);
+    }
+}
+
+#[test]
+fn linear_memory_is_pristine_on_every_call_with_either_reset() {
+    // Denies when a byte it sets in its data area, or in the page its allocator grew, is
+    // already set: memory from an earlier call would show.
+    let last_byte = "(i32.sub (i32.mul (memory.size) (i32.const 65536)) (i32.const 1))";
+    let body = format!(
+        "(if (result i32) (i32.or (i32.load8_u (i32.const 8192)) (i32.load8_u {last_byte}))
+          (then (i32.store8 (i32.const 2048) (i32.const 1)) (i32.store (i32.const 2056) (i32.const 0)) (i32.const 2048))
+          (else (i32.store8 (i32.const 8192) (i32.const 1)) (i32.store8 {last_byte} (i32.const 1)) (i32.const 1024)))"
+    );
+    let files = [("m.wasm", enforcer_module("marker", Body::Raw(body)))];
+    for reset in [MemoryReset::Pagemap, MemoryReset::Madvise] {
+        let runtime = match Runtime::with_memory_reset(None, reset) {
+            Ok(r) => r,
+            // PAGEMAP_SCAN needs Linux 6.7; Runtime::new falls back to madvise without it.
+            Err(e) if reset == MemoryReset::Pagemap => {
+                eprintln!("skipping {reset:?}: {e}");
+                continue;
+            }
+            Err(e) => panic!("{reset:?}: {e}"),
+        };
+        assert_eq!(runtime.memory_reset(), reset);
+        let (_dir, engine) =
+            common::load_in(&runtime, &files, "  - \"bf:t:marker:allow\"\n", 100).unwrap();
+        for i in 0..5 {
+            let d = engine.before(&call("t"));
+            assert_eq!(d.effect, Effect::Allow, "{reset:?}, call {i}: {}", d.reason);
+        }
     }
 }
 

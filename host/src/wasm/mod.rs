@@ -192,6 +192,7 @@ impl EnforcerSet {
 /// The process-wide sandbox: engine, linker, caches and the epoch ticker.
 pub struct Runtime {
     engine: Engine,
+    reset: MemoryReset,
     linker: Linker<StoreState>,
     disk: Option<ArtifactCache>,
     /// Compiled components by source SHA-256, so a reload of unchanged files compiles
@@ -209,32 +210,42 @@ impl fmt::Debug for Runtime {
     }
 }
 
+/// How an instance's linear memory is put back to its pristine state after an evaluation.
+/// This is most of the fixed cost of a fresh instance per call, so it is chosen per host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryReset {
+    /// Linux 6.7+: the `PAGEMAP_SCAN` ioctl finds the pages the call dirtied and only those
+    /// are restored, in place; nothing is unmapped, so the next call takes no page faults.
+    Pagemap,
+    /// Everywhere else: dirtied memory is handed back to the kernel (`madvise`) and faults
+    /// in again on the next call.
+    Madvise,
+}
+
+/// Linear memory restored in place per call (with [`MemoryReset::Pagemap`]); more is handed
+/// back to the kernel. A Rust guest's stack, data and heap for a typical call fit.
+const KEEP_RESIDENT: usize = 4 << 20;
+
 impl Runtime {
-    /// Builds the engine. `cache_dir`: where compiled artifacts persist (`None`: memory only).
+    /// Builds the engine, resetting memory the fastest way this host supports.
+    /// `cache_dir`: where compiled artifacts persist (`None`: memory only).
     pub fn new(cache_dir: Option<PathBuf>) -> Result<Arc<Self>, String> {
-        let mut pool = PoolingAllocationConfig::default();
-        // Each memory slot reserves MAX_MEMORY_MIB plus guard of address space (not RAM); 128
-        // concurrent evaluations is far more than the cores of any host running them.
-        pool.total_component_instances(128)
-            .total_core_instances(512)
-            .total_memories(128)
-            .total_tables(512)
-            .max_memory_size((MAX_MEMORY_MIB as usize) << 20)
-            .max_memories_per_component(4)
-            .max_tables_per_component(16)
-            .max_core_instances_per_component(64)
-            .table_elements(200_000)
-            .max_core_instance_size(4 << 20)
-            .max_component_instance_size(4 << 20);
-        let mut config = Config::new();
-        config
-            .epoch_interruption(true)
-            .max_wasm_stack(1 << 20)
-            .memory_reservation((MAX_MEMORY_MIB << 20) + (64 << 20))
-            .memory_guard_size(64 << 10)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine =
-            Engine::new(&config).map_err(|e| format!("cannot create the wasm engine: {e:#}"))?;
+        match Runtime::with_memory_reset(cache_dir.clone(), MemoryReset::Pagemap) {
+            Ok(runtime) => Ok(runtime),
+            Err(e) => {
+                tracing::debug!("PAGEMAP_SCAN unavailable ({e}); resetting memory with madvise");
+                Runtime::with_memory_reset(cache_dir, MemoryReset::Madvise)
+            }
+        }
+    }
+
+    /// Builds the engine with a given memory reset strategy; fails if the host lacks it.
+    pub fn with_memory_reset(
+        cache_dir: Option<PathBuf>,
+        reset: MemoryReset,
+    ) -> Result<Arc<Self>, String> {
+        let engine = Engine::new(&engine_config(reset))
+            .map_err(|e| format!("cannot create the wasm engine: {e:#}"))?;
         let mut linker = Linker::new(&engine);
         bindings::PolicyEnforcer::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
             &mut linker,
@@ -264,12 +275,18 @@ impl Runtime {
         };
         Ok(Arc::new(Runtime {
             engine,
+            reset,
             linker,
             disk,
             memo: std::sync::Mutex::new(BTreeMap::new()),
             stop,
             ticker: Some(ticker),
         }))
+    }
+
+    /// How this runtime resets memory between evaluations.
+    pub fn memory_reset(&self) -> MemoryReset {
+        self.reset
     }
 
     /// The disk cache, if one is in use.
@@ -285,6 +302,53 @@ impl Drop for Runtime {
             let _ = t.join();
         }
     }
+}
+
+/// The engine settings. Every evaluation instantiates afresh, so they favour cheap
+/// instantiation and reset over peak guest speed:
+/// - no signal-based traps, no guard pages: every memory access is bounds-checked in code, so
+///   growing and resetting memory never change page protections. An `mprotect` in a process
+///   with more than one thread costs a TLB shootdown across cores, twice per call; dropping it
+///   halves the fixed cost of a call (see BENCHMARKS.md).
+/// - the pooling allocator with slots reused per enforcer, and dirtied memory restored in
+///   place where the kernel can say which pages were dirtied.
+fn engine_config(reset: MemoryReset) -> Config {
+    let mut pool = PoolingAllocationConfig::default();
+    // Each memory slot reserves MAX_MEMORY_MIB of address space (not RAM); 128 concurrent
+    // evaluations is far more than the cores of any host running them.
+    pool.total_component_instances(128)
+        .total_core_instances(512)
+        .total_memories(128)
+        .total_tables(512)
+        .max_memory_size((MAX_MEMORY_MIB as usize) << 20)
+        .max_memories_per_component(4)
+        .max_tables_per_component(16)
+        .max_core_instances_per_component(64)
+        .table_elements(200_000)
+        .max_core_instance_size(4 << 20)
+        .max_component_instance_size(4 << 20)
+        .table_keep_resident(64 << 10);
+    match reset {
+        MemoryReset::Pagemap => {
+            pool.pagemap_scan(wasmtime::Enabled::Yes)
+                .linear_memory_keep_resident(KEEP_RESIDENT);
+        }
+        // Without the scan, "keep resident" means restoring that many bytes by hand on every
+        // call, dirty or not: slower than letting the kernel do it.
+        MemoryReset::Madvise => {
+            pool.pagemap_scan(wasmtime::Enabled::No);
+        }
+    }
+    let mut config = Config::new();
+    config
+        .epoch_interruption(true)
+        .max_wasm_stack(1 << 20)
+        .signals_based_traps(false)
+        .memory_guard_size(0)
+        .memory_reservation(MAX_MEMORY_MIB << 20)
+        .memory_reservation_for_growth(0)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    config
 }
 
 fn one_line(s: &str) -> String {

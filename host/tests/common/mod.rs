@@ -184,6 +184,16 @@ pub fn load(
     rules: &str,
     timeout_ms: u64,
 ) -> Result<(tempfile::TempDir, Engine), String> {
+    load_in(runtime(), files, rules, timeout_ms)
+}
+
+/// [`load`] on a given runtime.
+pub fn load_in(
+    runtime: &Arc<Runtime>,
+    files: &[(&str, Vec<u8>)],
+    rules: &str,
+    timeout_ms: u64,
+) -> Result<(tempfile::TempDir, Engine), String> {
     let dir = tempfile::tempdir().unwrap();
     let enf = dir.path().join("enf");
     std::fs::create_dir(&enf).unwrap();
@@ -195,7 +205,7 @@ pub fn load(
     );
     let path = dir.path().join("policy.yaml");
     std::fs::write(&path, policy).unwrap();
-    match portcullis::engine::load_snapshot(&path, Some(runtime())) {
+    match portcullis::engine::load_snapshot(&path, Some(runtime)) {
         Ok(s) => Ok((dir, Engine::new(s))),
         Err(e) => Err(e.to_string()),
     }
