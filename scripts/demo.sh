@@ -47,6 +47,21 @@ run eval --config policies/enforcers.yaml --tool deploy --now 2026-11-21T10:00:0
 run eval --config policies/enforcers.yaml --tool get_customer \
   --result '{"name":"Ann","email":"ann@example.com","card":"4111 1111 1111 1111","order":"4111 1111 1111 1112"}'
 
+echo; echo "== Capability tokens (a random root key for this demo)"
+PORTCULLIS_ROOT_KEY="$(head -c 48 /dev/urandom | base64 | tr -d '\n')"
+export PORTCULLIS_ROOT_KEY
+step "portcullis token mint --user alice --ttl 1h --caveat 'tool = {read,send}_*'"
+token=$("$bin" --log off token mint --user alice --ttl 1h --caveat 'tool = {read,send}_*')
+echo "$token"
+run token inspect "$token" --verify
+run eval --config policies/email-compact.yaml --tool list_contacts --token "$token"
+run eval --config policies/email-compact.yaml --tool send_email --token "$token"
+step "portcullis eval --config policies/email-compact.yaml --tool send_email --token \$token --grant accept"
+granted=$("$bin" --log off eval --config policies/email-compact.yaml --tool send_email \
+  --token "$token" --grant accept | sed -n 's/^token:   //p')
+echo "new token with a sealed grant: $granted"
+run eval --config policies/email-compact.yaml --tool send_email --token "$granted"
+
 echo; echo "== The audit trail: one JSON line per decision on stderr"
 step "portcullis --log-format json eval --config policies/email-compact.yaml --tool admin_tool"
 "$bin" --log-format json eval --config policies/email-compact.yaml --tool admin_tool >/dev/null || true

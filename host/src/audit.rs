@@ -7,12 +7,19 @@ use std::fmt;
 
 use crate::decision::{Decision, Redaction};
 use crate::request::Request;
+use crate::token::Identifier;
 
 /// Target every audit event uses, so operators can route or filter the trail.
 pub const TARGET: &str = "portcullis::audit";
 
 /// Emits the audit event for one decision.
 pub fn record(req: &Request, d: &Decision) {
+    record_with_token(req, d, None);
+}
+
+/// Emits the audit event for one decision made for a token holder; `token` is the token's
+/// nonce (hex), so every decision can be traced to the token that carried it.
+pub fn record_with_token(req: &Request, d: &Decision, token: Option<&Identifier>) {
     tracing::info!(
         target: TARGET,
         user = %req.subject.user,
@@ -27,6 +34,7 @@ pub fn record(req: &Request, d: &Decision) {
         redacted = %Paths(&d.redactions),
         elapsed_us = d.elapsed.as_secs_f64() * 1e6,
         reason = %d.reason,
+        token = %TokenId(token),
         "decision"
     );
 }
@@ -56,5 +64,21 @@ impl fmt::Display for Paths<'_> {
             f.write_str(&r.path)?;
         }
         Ok(())
+    }
+}
+
+struct TokenId<'a>(Option<&'a Identifier>);
+
+impl fmt::Display for TokenId<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(id) => {
+                for b in id.nonce {
+                    write!(f, "{b:02x}")?;
+                }
+                Ok(())
+            }
+            None => Ok(()),
+        }
     }
 }

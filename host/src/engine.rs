@@ -17,11 +17,14 @@ use smallvec::SmallVec;
 
 use crate::audit;
 use crate::condition::Truth;
-use crate::decision::{Decision, Effect, MatchedRule, Phase};
+use crate::decision::{Decision, Effect, MatchedRule, Origin, Phase};
 use crate::policy::{self, Config, LoadErrors, PolicySet, Rule};
 use crate::request::Request;
 use crate::result::ToolResult;
 use crate::rules::{Attempts, Budget, FieldRule, PolicyKind, redact_result};
+use crate::token::{
+    self, CaveatCache, Grant, GrantTarget, Keyring, TokenError, VerifiedToken, VerifyOptions,
+};
 use crate::wasm::{self, Enforcer, EnforcerSet, Verdict, guest};
 use index::PhaseIndex;
 
@@ -38,11 +41,84 @@ pub struct Snapshot {
     enforcers: Arc<EnforcerSet>,
     /// The WIT caveat record of each enforcer rule, by rule position (built once, not per call).
     caveats: Vec<Option<guest::Caveat>>,
+    /// Token caveats compiled against this snapshot's enforcers, by caveat text.
+    token_caveats: CaveatCache,
+}
+
+/// An enforcer rule to run: one of the server's (by position) or one from the caller's token.
+enum EnforcerRule<'a> {
+    Server(usize),
+    Token(&'a Rule),
+}
+
+/// How a rule approved through a grant describes itself in the trace.
+const APPROVED: &str = "approved by the user";
+
+/// What the user's recorded answer (a grant in the token) makes of a rule, if anything.
+#[derive(Clone, Copy)]
+enum Answer<'a> {
+    Approved(&'a Grant),
+    Declined(&'a Grant),
+}
+
+impl Answer<'_> {
+    fn detail(self) -> String {
+        match self {
+            Answer::Approved(g) => format!(
+                "{APPROVED} until {} (grant)",
+                token::rfc3339(g.expires_unix.saturating_mul(1000))
+            ),
+            Answer::Declined(g) => format!(
+                "declined by the user; stays withheld until {} (grant)",
+                token::rfc3339(g.expires_unix.saturating_mul(1000))
+            ),
+        }
+    }
+}
+
+/// The latest unexpired grant in the token that answers `rule` for this call. A declined
+/// before-phase elicit is asked again (seed behaviour), so only declines after the call count.
+fn answer<'a>(rule: &Rule, req: &Request, grants: &'a [Grant]) -> Option<Answer<'a>> {
+    let g = grants.iter().rev().find(|g| {
+        g.matches(
+            rule.phase,
+            &req.tool,
+            &rule.policy,
+            &rule.params,
+            req.now_unix_ms,
+        )
+    })?;
+    match (g.accepted, rule.phase) {
+        (true, _) => Some(Answer::Approved(g)),
+        (false, Phase::After) => Some(Answer::Declined(g)),
+        (false, Phase::Before) => None,
+    }
+}
+
+/// The effect a built-in rule contributes once the token's grants are taken into account.
+fn effect_with_answer(rule: &Rule, answer: Option<Answer<'_>>) -> (Effect, Option<String>) {
+    if rule.action != Effect::Elicit {
+        return (rule.action, None);
+    }
+    match answer {
+        Some(a @ Answer::Approved(_)) => (Effect::Allow, Some(a.detail())),
+        Some(a @ Answer::Declined(_)) => (Effect::Deny, Some(a.detail())),
+        None => (Effect::Elicit, None),
+    }
+}
+
+/// Whether an allow from this rule grants the call. Only the server's allow rules do: a
+/// token's allow only narrows what the token may do.
+fn grants_call(rule: &Rule) -> bool {
+    rule.action == Effect::Allow && rule.origin == Origin::Server
 }
 
 /// Accumulates one phase's verdicts.
 struct Tally {
     strongest: Option<Effect>,
+    /// The strongest effect among the server's own rules: without one, `default_effect`
+    /// decides what the server says, and a token can only add to that.
+    server_strongest: Option<Effect>,
     matched: Vec<MatchedRule>,
     notes: Vec<String>,
     caveats: Vec<String>,
@@ -52,6 +128,7 @@ impl Tally {
     fn new() -> Self {
         Tally {
             strongest: None,
+            server_strongest: None,
             matched: Vec::new(),
             notes: Vec::new(),
             caveats: Vec::new(),
@@ -62,6 +139,9 @@ impl Tally {
     fn add(&mut self, rule: &Rule, effect: Effect, counts: bool, detail: Option<String>) {
         if counts {
             self.strongest = self.strongest.max(Some(effect));
+            if rule.origin == Origin::Server {
+                self.server_strongest = self.server_strongest.max(Some(effect));
+            }
         }
         self.matched.push(MatchedRule {
             id: rule.id.clone(),
@@ -74,6 +154,8 @@ impl Tally {
     }
 
     /// Runs one enforcer rule and records its verdict. Returns the rewritten result, if any.
+    /// `answer`: the user's recorded answer to this rule's question, which settles an elicit.
+    #[allow(clippy::too_many_arguments)]
     fn enforce(
         &mut self,
         rule: &Rule,
@@ -81,6 +163,7 @@ impl Tally {
         caveat: Option<&guest::Caveat>,
         subject: &guest::Subject,
         request: &guest::Request,
+        answer: Option<Answer<'_>>,
     ) -> Option<serde_json::Value> {
         let (Some(enforcer), Some(caveat)) = (enforcer, caveat) else {
             let why = format!("enforcer {} is not loaded", rule.policy);
@@ -91,7 +174,7 @@ impl Tally {
             Ok(Verdict::Allow(caveats)) => {
                 self.caveats.extend(caveats);
                 // An allow rule grants; a deny/elicit rule is a guard with no objection.
-                self.add(rule, Effect::Allow, rule.action == Effect::Allow, None);
+                self.add(rule, Effect::Allow, grants_call(rule), None);
                 None
             }
             Ok(Verdict::Deny(reason)) => {
@@ -99,7 +182,15 @@ impl Tally {
                 None
             }
             Ok(Verdict::Elicit(question)) => {
-                self.add(rule, Effect::Elicit, true, Some(question));
+                match answer {
+                    Some(a @ Answer::Approved(_)) => {
+                        self.add(rule, Effect::Allow, grants_call(rule), Some(a.detail()))
+                    }
+                    Some(a @ Answer::Declined(_)) => {
+                        self.add(rule, Effect::Deny, true, Some(a.detail()))
+                    }
+                    None => self.add(rule, Effect::Elicit, true, Some(question)),
+                }
                 None
             }
             Ok(Verdict::Replace(value)) => {
@@ -120,6 +211,18 @@ impl Tally {
                 self.add(rule, Effect::Deny, true, Some(e.to_string()));
                 None
             }
+        }
+    }
+
+    /// Why a call is allowed: by policy, or because the user approved it earlier (a grant).
+    fn allow_reason(&self) -> Cow<'static, str> {
+        let approved = self.matched.iter().find_map(|m| {
+            let d = m.detail.as_deref()?;
+            (m.effect == Effect::Allow && d.starts_with(APPROVED)).then_some((d, &m.id))
+        });
+        match approved {
+            Some((detail, id)) => Cow::Owned(format!("allowed: {detail} (rule {id})")),
+            None => Cow::Borrowed("allowed by policy"),
         }
     }
 
@@ -165,6 +268,7 @@ impl Snapshot {
             after,
             enforcers,
             caveats,
+            token_caveats: CaveatCache::default(),
         })
     }
 
@@ -186,24 +290,75 @@ impl Snapshot {
         &self.policy.source
     }
 
-    fn enforcer_of(&self, i: usize) -> (&Rule, Option<&Arc<Enforcer>>, Option<&guest::Caveat>) {
-        let rule = &self.policy.rules[i];
+    /// Verifies a token against this snapshot's enforcers, compiling its caveats through the
+    /// snapshot's cache.
+    pub fn verify_token(
+        &self,
+        keys: &Keyring,
+        token: &str,
+        discharges: &[&str],
+        opts: &VerifyOptions<'_>,
+    ) -> Result<VerifiedToken, TokenError> {
+        token::verify(
+            keys,
+            token,
+            discharges,
+            opts,
+            &self.token_caveats,
+            &*self.enforcers,
+        )
+    }
+
+    /// Runs one enforcer rule, server or token, and records its verdict.
+    fn run_enforcer(
+        &self,
+        t: &mut Tally,
+        which: &EnforcerRule<'_>,
+        subject: &guest::Subject,
+        request: &guest::Request,
+        req: &Request,
+        grants: &[Grant],
+    ) -> Option<serde_json::Value> {
+        let (rule, owned, cached) = match *which {
+            EnforcerRule::Server(i) => (&self.policy.rules[i], None, self.caveats[i].as_ref()),
+            EnforcerRule::Token(rule) => (rule, Some(wasm::guest_caveat(rule)), None),
+        };
         let enforcer = match &rule.kind {
             PolicyKind::Enforcer(name) => self.enforcers.get(name),
             _ => None,
         };
-        (rule, enforcer, self.caveats[i].as_ref())
+        let caveat = cached.or(owned.as_ref());
+        let answer = answer(rule, req, grants);
+        t.enforce(rule, enforcer, caveat, subject, request, answer)
     }
 
-    fn before(&self, req: &Request, attempts: &Attempts) -> Decision {
+    fn before(
+        &self,
+        req: &Request,
+        attempts: &Attempts,
+        token: Option<&VerifiedToken>,
+    ) -> Decision {
         let start = Instant::now();
+        if let Some(tok) = token
+            && let Some(refusal) = refusal(req, tok)
+        {
+            return refusal.decision(Phase::Before, start);
+        }
+        let grants = token.map_or(&[][..], |t| &t.grants[..]);
         let mut cands = Candidates::new();
         self.before.candidates(&req.tool, &mut cands);
         let mut t = Tally::new();
         let mut budgets: SmallVec<[Budget<'_>; 2]> = SmallVec::new();
-        let mut enforcer_rules: SmallVec<[usize; 4]> = SmallVec::new();
-        for &i in &cands {
-            let rule = &self.policy.rules[i as usize];
+        let mut enforcer_rules: SmallVec<[EnforcerRule<'_>; 4]> = SmallVec::new();
+        let token_rules = token
+            .into_iter()
+            .flat_map(|tok| tok.rules.iter())
+            .filter(|r| r.phase == Phase::Before && r.tools.iter().any(|p| p.matches(&req.tool)))
+            .map(|r| (&**r, None));
+        let server_rules = cands
+            .iter()
+            .map(|&i| (&self.policy.rules[i as usize], Some(i as usize)));
+        for (rule, position) in server_rules.chain(token_rules) {
             if !applies(rule, req, &mut t.notes) {
                 continue;
             }
@@ -213,11 +368,16 @@ impl Snapshot {
                         rule: &rule.id,
                         limit,
                     });
-                    t.add(rule, Effect::Allow, true, None);
+                    t.add(rule, Effect::Allow, grants_call(rule), None);
                 }
-                PolicyKind::Enforcer(_) => enforcer_rules.push(i as usize),
+                PolicyKind::Enforcer(_) => enforcer_rules.push(match position {
+                    Some(i) => EnforcerRule::Server(i),
+                    None => EnforcerRule::Token(rule),
+                }),
                 PolicyKind::ToolAccess | PolicyKind::FieldAccess(_) => {
-                    t.add(rule, rule.action, true, None)
+                    let (effect, detail) = effect_with_answer(rule, answer(rule, req, grants));
+                    let counts = effect != Effect::Allow || rule.origin == Origin::Server;
+                    t.add(rule, effect, counts, detail)
                 }
             }
         }
@@ -230,9 +390,8 @@ impl Snapshot {
             } else {
                 let subject = wasm::guest_subject(&req.subject);
                 let request = wasm::guest_request(req, req.arguments.to_string(), None);
-                for (n, &i) in enforcer_rules.iter().enumerate() {
-                    let (rule, enforcer, caveat) = self.enforcer_of(i);
-                    t.enforce(rule, enforcer, caveat, &subject, &request);
+                for (n, which) in enforcer_rules.iter().enumerate() {
+                    self.run_enforcer(&mut t, which, &subject, &request, req, grants);
                     if t.strongest == Some(Effect::Deny) && n + 1 < enforcer_rules.len() {
                         t.notes.push(format!(
                             "{} enforcer rule(s) not run: already denied",
@@ -244,7 +403,14 @@ impl Snapshot {
             }
         }
         sort_trace(&mut t.matched);
-        let (effect, reason, by_default) = match t.strongest {
+        // Server AND token: with no server rule, default_effect is the server's answer, and
+        // the token's rules can only make it stricter.
+        let default = self.policy.config.default_effect;
+        let strongest = match (t.server_strongest, t.strongest) {
+            (None, Some(token)) if token <= default => None,
+            (_, all) => all,
+        };
+        let (effect, reason, by_default) = match strongest {
             None => {
                 let effect = self.policy.config.default_effect;
                 let reason = format!(
@@ -267,11 +433,9 @@ impl Snapshot {
                 }),
                 false,
             ),
-            Some(Effect::Allow) if budgets.is_empty() => {
-                (Effect::Allow, Cow::Borrowed("allowed by policy"), false)
-            }
+            Some(Effect::Allow) if budgets.is_empty() => (Effect::Allow, t.allow_reason(), false),
             Some(Effect::Allow) => match attempts.charge(&req.subject.user, &req.tool, &budgets) {
-                Ok(()) => (Effect::Allow, Cow::Borrowed("allowed by policy"), false),
+                Ok(()) => (Effect::Allow, t.allow_reason(), false),
                 Err((rule, limit)) => (
                     Effect::Deny,
                     Cow::Owned(format!(
@@ -298,31 +462,54 @@ impl Snapshot {
         }
     }
 
-    fn after(&self, req: &Request, result: &mut ToolResult) -> Decision {
+    fn after(
+        &self,
+        req: &Request,
+        result: &mut ToolResult,
+        token: Option<&VerifiedToken>,
+    ) -> Decision {
         let start = Instant::now();
+        if let Some(tok) = token
+            && let Some(refusal) = refusal(req, tok)
+        {
+            *result = ToolResult::error(format!("result withheld: {}", refusal.reason));
+            return refusal.decision(Phase::After, start);
+        }
+        let grants = token.map_or(&[][..], |t| &t.grants[..]);
         let mut cands = Candidates::new();
         self.after.candidates(&req.tool, &mut cands);
         let mut t = Tally::new();
         let mut fields: SmallVec<[FieldRule<'_>; 8]> = SmallVec::new();
-        let mut enforcer_rules: SmallVec<[usize; 4]> = SmallVec::new();
-        for &i in &cands {
-            let rule = &self.policy.rules[i as usize];
+        let mut enforcer_rules: SmallVec<[EnforcerRule<'_>; 4]> = SmallVec::new();
+        let token_rules = token
+            .into_iter()
+            .flat_map(|tok| tok.rules.iter())
+            .filter(|r| r.phase == Phase::After && r.tools.iter().any(|p| p.matches(&req.tool)))
+            .map(|r| (&**r, None));
+        let server_rules = cands
+            .iter()
+            .map(|&i| (&self.policy.rules[i as usize], Some(i as usize)));
+        for (rule, position) in server_rules.chain(token_rules) {
             if !applies(rule, req, &mut t.notes) {
                 continue;
             }
             match &rule.kind {
                 PolicyKind::FieldAccess(paths) => {
-                    if rule.action != Effect::Allow {
+                    let (effect, detail) = effect_with_answer(rule, answer(rule, req, grants));
+                    if effect != Effect::Allow {
                         fields.extend(paths.iter().map(|path| FieldRule {
                             path,
                             rule: &rule.id,
-                            effect: rule.action,
+                            effect,
                         }));
                     }
                     // Field rules shape the result; they never decide the call.
-                    t.add(rule, rule.action, false, None);
+                    t.add(rule, effect, false, detail);
                 }
-                PolicyKind::Enforcer(_) => enforcer_rules.push(i as usize),
+                PolicyKind::Enforcer(_) => enforcer_rules.push(match position {
+                    Some(i) => EnforcerRule::Server(i),
+                    None => EnforcerRule::Token(rule),
+                }),
                 PolicyKind::ToolAccess | PolicyKind::AllowAttempts(_) => {}
             }
         }
@@ -336,23 +523,30 @@ impl Snapshot {
         if !enforcer_rules.is_empty() {
             let subject = wasm::guest_subject(&req.subject);
             let arguments = req.arguments.to_string();
-            for &i in &enforcer_rules {
-                let (rule, enforcer, caveat) = self.enforcer_of(i);
+            for which in &enforcer_rules {
                 // The result is re-read for each rule: an earlier enforcer may have rewritten it.
                 let request = wasm::guest_request(
                     req,
                     arguments.clone(),
                     Some(result.to_mcp_json().to_string()),
                 );
-                if let Some(replacement) = t.enforce(rule, enforcer, caveat, &subject, &request) {
+                if let Some(replacement) =
+                    self.run_enforcer(&mut t, which, &subject, &request, req, grants)
+                {
                     match ToolResult::from_mcp_json(&replacement) {
                         Some(r) => *result = r,
-                        None => t.add(
-                            rule,
-                            Effect::Deny,
-                            true,
-                            Some("replacement is not a CallToolResult".into()),
-                        ),
+                        None => {
+                            let rule = match *which {
+                                EnforcerRule::Server(i) => &self.policy.rules[i],
+                                EnforcerRule::Token(rule) => rule,
+                            };
+                            t.add(
+                                rule,
+                                Effect::Deny,
+                                true,
+                                Some("replacement is not a CallToolResult".into()),
+                            )
+                        }
                     }
                 }
                 if t.strongest == Some(Effect::Deny) {
@@ -414,6 +608,96 @@ impl Snapshot {
             elapsed: start.elapsed(),
         }
     }
+}
+
+/// Why a token refuses a call outright, before any rule is looked at.
+struct Refusal {
+    id: Arc<str>,
+    policy: Arc<str>,
+    reason: String,
+}
+
+impl Refusal {
+    fn decision(self, phase: Phase, start: Instant) -> Decision {
+        Decision {
+            phase,
+            effect: Effect::Deny,
+            matched: vec![MatchedRule {
+                id: self.id,
+                origin: Origin::Token,
+                policy: self.policy,
+                effect: Effect::Deny,
+                priority: 0,
+                detail: None,
+            }],
+            reason: Cow::Owned(self.reason),
+            by_default: false,
+            redactions: Vec::new(),
+            caveats: Vec::new(),
+            notes: Vec::new(),
+            elapsed: start.elapsed(),
+        }
+    }
+}
+
+/// The token's own limits: it speaks for one subject, and its `tool = GLOB` caveats and
+/// before-phase `allow` caveats each narrow it to the tools they cover (all must cover the
+/// call; an expired `allow` caveat covers nothing). Appending a caveat can only add a limit.
+fn refusal(req: &Request, tok: &VerifiedToken) -> Option<Refusal> {
+    let subject_refusal = |reason: String| Refusal {
+        id: Arc::from("token subject"),
+        policy: Arc::from("token"),
+        reason,
+    };
+    if req.subject.user != tok.subject.user {
+        return Some(subject_refusal(format!(
+            "the token was issued to user {:?}, not {:?}",
+            tok.subject.user, req.subject.user
+        )));
+    }
+    if let Some(role) = req
+        .subject
+        .roles
+        .iter()
+        .find(|r| !tok.subject.roles.contains(r))
+    {
+        return Some(subject_refusal(format!(
+            "the request claims role {role:?}, which the token does not carry"
+        )));
+    }
+    for glob in tok.tool_globs() {
+        if !glob.matches(&req.tool) {
+            return Some(Refusal {
+                id: Arc::from(format!("tool = {}", glob.as_str())),
+                policy: Arc::from("tool_access"),
+                reason: format!(
+                    "the token does not permit tool {:?} (caveat `tool = {}`)",
+                    req.tool,
+                    glob.as_str()
+                ),
+            });
+        }
+    }
+    let narrowing = tok
+        .rules
+        .iter()
+        .filter(|r| r.phase == Phase::Before && r.action == Effect::Allow);
+    for rule in narrowing {
+        let covers = rule.tools.iter().any(|p| p.matches(&req.tool));
+        let expired = rule.is_expired(req.now_unix_ms);
+        if !covers || expired {
+            let why = if covers { "; it has expired" } else { "" };
+            return Some(Refusal {
+                id: rule.id.clone(),
+                policy: rule.policy.clone(),
+                reason: format!(
+                    "the token does not permit tool {:?} (caveat `{}`{why})",
+                    req.tool, rule.text
+                ),
+            });
+        }
+    }
+    None
 }
 
 /// Whether a rule applies to this request: not expired, subject matches, every condition
@@ -495,16 +779,124 @@ impl Engine {
 
     /// Decides whether the call may run. Emits one audit event.
     pub fn before(&self, req: &Request) -> Decision {
-        let decision = self.snapshot.load().before(req, &self.attempts);
-        audit::record(req, &decision);
-        decision
+        self.before_with(req, None)
     }
 
     /// Redacts the tool's result; the decision lists what was withheld and whether approval
     /// could lift it (effect `Elicit`). Emits one audit event.
-    pub fn after(&self, req: &Request, mut result: ToolResult) -> (Decision, ToolResult) {
-        let decision = self.snapshot.load().after(req, &mut result);
-        audit::record(req, &decision);
+    pub fn after(&self, req: &Request, result: ToolResult) -> (Decision, ToolResult) {
+        self.after_with(req, result, None)
+    }
+
+    /// [`Engine::before`] for a caller holding a verified token: the decision is the server's
+    /// policy AND the token's. The token's deny and elicit caveats add to the server's rules;
+    /// its allow caveats and `tool = GLOB` caveats only narrow it (a tool they do not cover
+    /// is denied), never overriding a server deny or elicit; its grants answer elicits the
+    /// user already approved. The request's subject must be the token's.
+    pub fn before_with(&self, req: &Request, token: Option<&VerifiedToken>) -> Decision {
+        let decision = self.snapshot.load().before(req, &self.attempts, token);
+        audit::record_with_token(req, &decision, token.map(|t| &t.identifier));
+        decision
+    }
+
+    /// [`Engine::after`] for a caller holding a verified token: the token's field caveats add
+    /// redactions, and its grants lift (approved) or fix (declined) pending fields.
+    pub fn after_with(
+        &self,
+        req: &Request,
+        mut result: ToolResult,
+        token: Option<&VerifiedToken>,
+    ) -> (Decision, ToolResult) {
+        let decision = self.snapshot.load().after(req, &mut result, token);
+        audit::record_with_token(req, &decision, token.map(|t| &t.identifier));
         (decision, result)
+    }
+
+    /// Verifies a token (and its discharges) for a request at `opts.now_unix_ms`, compiling
+    /// its policy caveats against the current snapshot's enforcers.
+    pub fn verify_token(
+        &self,
+        keys: &Keyring,
+        token: &str,
+        discharges: &[&str],
+        opts: &VerifyOptions<'_>,
+    ) -> Result<VerifiedToken, TokenError> {
+        self.snapshot
+            .load()
+            .verify_token(keys, token, discharges, opts)
+    }
+
+    /// The decision for a call whose token was refused: deny, with the reason. Emits one
+    /// audit event, so refused tokens show in the trail like any other denial.
+    pub fn reject(&self, req: &Request, phase: Phase, error: &TokenError) -> Decision {
+        let decision = Decision {
+            phase,
+            effect: Effect::Deny,
+            reason: Cow::Owned(format!("token rejected: {error}")),
+            matched: Vec::new(),
+            by_default: false,
+            redactions: Vec::new(),
+            caveats: Vec::new(),
+            notes: Vec::new(),
+            elapsed: std::time::Duration::ZERO,
+        };
+        audit::record(req, &decision);
+        decision
+    }
+
+    /// Records the user's answer to an elicit `decision` in the token: one sealed grant per
+    /// rule that asked, expiring after `config.elicit_expiry`. Returns the new token for the
+    /// client. Declining a tool stores nothing (the user is asked again next time); declining
+    /// fields keeps them redacted until the grant expires.
+    pub fn grant(
+        &self,
+        keys: &Keyring,
+        token: &VerifiedToken,
+        req: &Request,
+        decision: &Decision,
+        accepted: bool,
+    ) -> Result<String, TokenError> {
+        if decision.effect != Effect::Elicit {
+            return Err(TokenError::Invalid(format!(
+                "the decision is {}, not elicit: there is nothing to approve or decline",
+                decision.effect
+            )));
+        }
+        if req.subject.user != token.subject.user {
+            return Err(TokenError::Invalid(format!(
+                "the request is for user {:?} but the token for {:?}",
+                req.subject.user, token.subject.user
+            )));
+        }
+        let snapshot = self.snapshot.load();
+        let mut targets: Vec<GrantTarget> = Vec::new();
+        for m in decision
+            .matched
+            .iter()
+            .filter(|m| m.effect == Effect::Elicit)
+        {
+            let rule = match m.origin {
+                Origin::Server => snapshot.rules().iter().find(|r| r.id == m.id),
+                Origin::Token => token.rules.iter().map(|r| &**r).find(|r| r.id == m.id),
+            };
+            let Some(rule) = rule else {
+                return Err(TokenError::Invalid(format!(
+                    "rule {} of the decision is no longer in the policy (it was reloaded): evaluate the call again",
+                    m.id
+                )));
+            };
+            let target = GrantTarget {
+                phase: decision.phase,
+                tool: req.tool.clone(),
+                policy: rule.policy.to_string(),
+                params: rule.params.clone(),
+            };
+            if !targets.contains(&target) {
+                targets.push(target);
+            }
+        }
+        let expiry = snapshot.config().elicit_expiry_secs;
+        token::grant::append(keys, token, &targets, accepted, req.now_unix_ms, expiry)
+            .map(|(text, _)| text)
     }
 }

@@ -44,12 +44,15 @@ pub mod cli;
 pub mod condition;
 pub mod decision;
 pub mod engine;
+pub mod mcp;
 pub mod paths;
 pub mod policy;
+pub mod proxy;
 pub mod reload;
 pub mod request;
 pub mod result;
 pub mod rules;
+pub mod token;
 pub mod wasm;
 
 pub use decision::{Decision, Effect, MatchedRule, Origin, Phase, Redaction};

@@ -9,6 +9,7 @@ use crate::decision::{Decision, Effect, Phase};
 use crate::engine::Engine;
 use crate::request::{Request, Subject};
 use crate::result::ToolResult;
+use crate::token::{Keyring, VerifiedToken, VerifyOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -45,6 +46,27 @@ pub struct Args {
     /// Print the decision as JSON.
     #[arg(long)]
     json: bool,
+    /// The caller's capability token (base64url V2 or V2JSON; `-` reads stdin). The subject
+    /// comes from the token, and its caveats apply on top of the policy. The key comes from
+    /// the variable named by the policy's config.secret_key_env.
+    #[arg(long, conflicts_with_all = ["user", "roles"])]
+    token: Option<String>,
+    /// A discharge for one of the token's third-party caveats (repeatable).
+    #[arg(long = "discharge", requires = "token")]
+    discharges: Vec<String>,
+    /// Verify --token with the public development key (demos only; logs a warning).
+    #[arg(long, requires = "token")]
+    insecure_dev_key: bool,
+    /// When the decision is elicit, record the user's answer in the token as a sealed grant
+    /// and print the new token.
+    #[arg(long, value_enum, requires = "token")]
+    grant: Option<GrantArg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum GrantArg {
+    Accept,
+    Decline,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -61,8 +83,12 @@ fn parse_attr(s: &str) -> Result<(String, String), String> {
 
 pub fn run(args: &Args) -> u8 {
     match evaluate(args) {
-        Ok((decision, result)) => {
-            print_decision(args, &decision, result.as_ref());
+        Ok(Outcome {
+            decision,
+            result,
+            token,
+        }) => {
+            print_decision(args, &decision, result.as_ref(), token.as_deref());
             match decision.effect {
                 Effect::Allow => 0,
                 Effect::Deny => super::EXIT_DENY,
@@ -99,7 +125,14 @@ impl From<&str> for Failure {
     }
 }
 
-fn evaluate(args: &Args) -> Result<(Decision, Option<Value>), Failure> {
+/// What eval produced: the decision, the (redacted) result, and the token with a new grant.
+struct Outcome {
+    decision: Decision,
+    result: Option<Value>,
+    token: Option<String>,
+}
+
+fn evaluate(args: &Args) -> Result<Outcome, Failure> {
     let engine = Engine::from_file(&args.config)
         .map_err(|e| Failure::Policy(e, args.config.display().to_string()))?;
     let arguments = match &args.args {
@@ -130,8 +163,71 @@ fn evaluate(args: &Args) -> Result<(Decision, Option<Value>), Failure> {
         (Some(PhaseArg::Before), _) | (None, None) => Phase::Before,
         (Some(PhaseArg::After), _) | (None, Some(_)) => Phase::After,
     };
+    let Some(token_text) = &args.token else {
+        let (decision, result) = decide(&engine, &request, phase, args, None)?;
+        return Ok(Outcome {
+            decision,
+            result,
+            token: None,
+        });
+    };
+    let keys = if args.insecure_dev_key {
+        Keyring::insecure_dev()
+    } else {
+        Keyring::from_env(engine.snapshot().config()).map_err(|e| e.to_string())?
+    };
+    let text = super::token::token_arg(token_text).map_err(|e| format!("{e:#}"))?;
+    let discharges: Vec<&str> = args.discharges.iter().map(String::as_str).collect();
+    let opts = VerifyOptions {
+        now_unix_ms: request.now_unix_ms,
+        user: None,
+    };
+    let verified = match engine.verify_token(&keys, &text, &discharges, &opts) {
+        Ok(v) => v,
+        Err(e) => {
+            // What a server would do: refuse the call, saying why.
+            return Ok(Outcome {
+                decision: engine.reject(&request, phase, &e),
+                result: None,
+                token: None,
+            });
+        }
+    };
+    request.subject.user = verified.subject.user.clone();
+    request.subject.roles = verified.subject.roles.clone();
+    let (mut decision, result) = decide(&engine, &request, phase, args, Some(&verified))?;
+    decision.notes.extend(verified.notes.iter().cloned());
+    let token = match args.grant {
+        Some(answer) if decision.effect == Effect::Elicit => Some(
+            engine
+                .grant(
+                    &keys,
+                    &verified,
+                    &request,
+                    &decision,
+                    answer == GrantArg::Accept,
+                )
+                .map_err(|e| e.to_string())?,
+        ),
+        _ => None,
+    };
+    Ok(Outcome {
+        decision,
+        result,
+        token,
+    })
+}
+
+/// Evaluates one phase, with the caller's token if there is one.
+fn decide(
+    engine: &Engine,
+    request: &Request,
+    phase: Phase,
+    args: &Args,
+    token: Option<&VerifiedToken>,
+) -> Result<(Decision, Option<Value>), Failure> {
     match phase {
-        Phase::Before => Ok((engine.before(&request), None)),
+        Phase::Before => Ok((engine.before_with(request, token), None)),
         Phase::After => {
             let text = args
                 .result
@@ -143,7 +239,7 @@ fn evaluate(args: &Args) -> Result<(Decision, Option<Value>), Failure> {
                 Some(r) => (true, r),
                 None => (false, ToolResult::from_json_value(value)),
             };
-            let (decision, redacted) = engine.after(&request, result);
+            let (decision, redacted) = engine.after_with(request, result, token);
             let shown = if mcp {
                 redacted.to_mcp_json()
             } else {
@@ -154,11 +250,14 @@ fn evaluate(args: &Args) -> Result<(Decision, Option<Value>), Failure> {
     }
 }
 
-fn print_decision(args: &Args, d: &Decision, result: Option<&Value>) {
+fn print_decision(args: &Args, d: &Decision, result: Option<&Value>, token: Option<&str>) {
     if args.json {
         let mut out = json!({ "tool": args.tool, "decision": d });
         if let Some(r) = result {
             out["result"] = r.clone();
+        }
+        if let Some(t) = token {
+            out["token"] = Value::String(t.to_string());
         }
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         return;
@@ -200,6 +299,9 @@ fn print_decision(args: &Args, d: &Decision, result: Option<&Value>) {
         println!("note:    {n}");
     }
     println!("elapsed: {:.1} µs", d.elapsed.as_secs_f64() * 1e6);
+    if let Some(t) = token {
+        println!("token:   {t}");
+    }
     if let Some(r) = result {
         println!("result:");
         println!("{}", serde_json::to_string_pretty(r).unwrap_or_default());

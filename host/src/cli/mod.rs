@@ -4,6 +4,8 @@
 mod check;
 mod enforcers;
 mod eval;
+mod proxy;
+mod token;
 mod watch;
 
 use std::process::ExitCode;
@@ -50,6 +52,11 @@ enum Command {
     Enforcers(enforcers::Command),
     /// Keep a policy live with hot reload and log every reload (Ctrl-C to stop).
     Watch(watch::Args),
+    /// Serve the policy layer in front of an MCP server (stdio or streamable HTTP).
+    Proxy(proxy::Args),
+    /// Mint, attenuate and inspect capability tokens; make discharges.
+    #[command(subcommand)]
+    Token(token::Command),
 }
 
 /// Runs the CLI with the process's arguments.
@@ -68,6 +75,8 @@ pub fn main() -> ExitCode {
         Command::Eval(args) => eval::run(&args),
         Command::Enforcers(cmd) => enforcers::run(&cmd),
         Command::Watch(args) => watch::run(&args),
+        Command::Token(cmd) => token::run(&cmd),
+        Command::Proxy(args) => proxy::run(&args),
     };
     ExitCode::from(code)
 }

@@ -5,6 +5,7 @@
 //! [`Rule`] type. A file loads completely or not at all: every problem is reported with file,
 //! line, column, the offending line and what was expected.
 
+mod auth;
 pub mod compact;
 mod error;
 mod raw;
@@ -14,6 +15,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use auth::{AuthConfig, AuthMode, JwtAlgorithm, JwtConfig};
 pub use error::{LoadError, LoadErrors};
 pub use tool_pattern::ToolPattern;
 
@@ -94,11 +96,21 @@ pub struct Config {
     pub elicit_expiry_secs: u64,
     /// Environment variable holding the token root key.
     pub secret_key_env: String,
+    /// Id of the current root key; tokens carry it so a host knows which key signed them.
+    pub key_id: String,
+    /// Keys rotated out that still verify tokens and grants made under them, until removed
+    /// from this list.
+    pub retired_keys: Vec<RetiredKey>,
     /// Folder of WASM enforcers, resolved against the policy file's folder.
     pub enforcers_dir: Option<PathBuf>,
     pub limits: Limits,
     /// How a redacted field looks: replaced by `"[REDACTED]"` or removed.
     pub redaction: RedactMode,
+    /// MCP layer: tools/list leaves out tools the caller can never call (default on), so a
+    /// model is not tempted by tools it will be refused.
+    pub hide_denied_tools: bool,
+    /// MCP layer: how callers are identified (`config.auth`).
+    pub auth: AuthConfig,
 }
 
 impl Default for Config {
@@ -107,10 +119,42 @@ impl Default for Config {
             default_effect: Effect::Deny,
             elicit_expiry_secs: 3600,
             secret_key_env: "PORTCULLIS_ROOT_KEY".into(),
+            key_id: DEFAULT_KEY_ID.into(),
+            retired_keys: Vec::new(),
             enforcers_dir: None,
             limits: Limits::default(),
             redaction: RedactMode::Replace,
+            hide_denied_tools: true,
+            auth: AuthConfig::default(),
         }
+    }
+}
+
+/// Key id used when `config.key_id` is not set.
+pub const DEFAULT_KEY_ID: &str = "k1";
+
+/// A rotated-out root key: its id (as found in old tokens) and the environment variable that
+/// still holds its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetiredKey {
+    pub id: String,
+    pub env: String,
+}
+
+/// Checks a key id: 1 to 32 characters from `A-Z a-z 0-9 . _ -`, so it can sit in a token
+/// identifier without escaping.
+pub fn check_key_id(id: &str) -> Result<(), String> {
+    let ok = !id.is_empty()
+        && id.len() <= 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "bad key id {id:?}: expected 1 to 32 characters from A-Z, a-z, 0-9, '.', '_', '-'"
+        ))
     }
 }
 
@@ -161,12 +205,12 @@ pub struct Rule {
     pub expires_unix_ms: Option<u64>,
 }
 
-/// The catalog used while compiling one file (none for token caveats, which may only use
-/// built-in policies).
+/// The enforcers a rule may name while it is compiled (a policy file's, or the snapshot's
+/// for token caveats).
 type Catalog<'a> = &'a dyn EnforcerCatalog;
 
 impl Rule {
-    /// Compiles a compact caveat that may use built-in policies only (token caveats).
+    /// Compiles a compact caveat that may use built-in policies only.
     pub fn from_compact(text: &str, id: Arc<str>, origin: Origin) -> Result<Rule, String> {
         Rule::from_compact_with(text, id, origin, &NoEnforcers)
     }
@@ -279,6 +323,20 @@ pub fn load_str_with<C: EnforcerCatalog>(
         && !base.as_os_str().is_empty()
     {
         config.enforcers_dir = Some(base.join(dir));
+    }
+    if let Some(base) = base_dir.filter(|b| !b.as_os_str().is_empty()) {
+        let auth = &mut config.auth;
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        if let Some(p) = auth.keys_file.as_mut() {
+            resolve(p);
+        }
+        if let Some(p) = auth.jwt.as_mut().and_then(|j| j.public_key_file.as_mut()) {
+            resolve(p);
+        }
     }
     let (catalog, problems) = enforcers(&config);
     let enforcer_trouble = !problems.is_empty();
@@ -405,6 +463,19 @@ impl Compiler<'_> {
                 ),
             }
         }
+        if let Some(h) = c.hide_denied_tools {
+            config.hide_denied_tools = h;
+        }
+        if let Some(a) = &c.auth {
+            match auth::compile(&a.value) {
+                Ok(auth) => config.auth = auth,
+                Err(messages) => {
+                    for m in messages {
+                        self.error(a.referenced.line(), a.referenced.column(), m);
+                    }
+                }
+            }
+        }
         if let Some(e) = &c.elicit_expiry {
             if e.value == 0 {
                 self.error(
@@ -418,6 +489,7 @@ impl Compiler<'_> {
         if let Some(env) = &c.secret_key_env {
             config.secret_key_env = env.clone();
         }
+        self.keys(c, &mut config);
         config.enforcers_dir = c.enforcers_dir.as_ref().map(PathBuf::from);
         if let Some(l) = &c.limits {
             if let Some(t) = &l.timeout_ms {
@@ -442,6 +514,57 @@ impl Compiler<'_> {
             }
         }
         config
+    }
+
+    /// `key_id` and `retired_keys`: valid ids, no id used twice, an environment variable each.
+    fn keys(&mut self, c: &raw::RawConfig, config: &mut Config) {
+        if let Some(k) = &c.key_id {
+            if let Err(e) = check_key_id(&k.value) {
+                self.error(
+                    k.referenced.line(),
+                    k.referenced.column(),
+                    format!("key_id: {e}"),
+                );
+            }
+            config.key_id = k.value.clone();
+        }
+        let mut seen: HashSet<String> = HashSet::from([config.key_id.clone()]);
+        for (i, r) in c.retired_keys.iter().flatten().enumerate() {
+            let (line, column) = (r.referenced.line(), r.referenced.column());
+            let key = &r.value;
+            if let Err(e) = check_key_id(&key.id) {
+                self.error(line, column, format!("retired_keys[{i}].id: {e}"));
+            } else if !seen.insert(key.id.clone()) {
+                self.error(
+                    line,
+                    column,
+                    format!(
+                        "retired_keys[{i}].id {:?} is already used (by key_id or another retired key): each key needs its own id",
+                        key.id
+                    ),
+                );
+            }
+            if key.env.trim().is_empty() {
+                self.error(
+                    line,
+                    column,
+                    format!("retired_keys[{i}].env is empty: expected the name of the environment variable holding that key"),
+                );
+            } else if key.env == config.secret_key_env {
+                self.error(
+                    line,
+                    column,
+                    format!(
+                        "retired_keys[{i}].env {:?} is the current key's variable (secret_key_env): a retired key needs its own variable",
+                        key.env
+                    ),
+                );
+            }
+            config.retired_keys.push(RetiredKey {
+                id: key.id.clone(),
+                env: key.env.clone(),
+            });
+        }
     }
 
     fn timeout(&mut self, t: &serde_saphyr::Spanned<u64>, field: &str) -> u64 {

@@ -25,11 +25,26 @@ pub(super) struct RawConfig {
     pub default_effect: Option<Spanned<String>>,
     pub elicit_expiry: Option<Spanned<u64>>,
     pub secret_key_env: Option<String>,
+    /// Id of the current token root key, written into every token's identifier.
+    pub key_id: Option<Spanned<String>>,
+    /// Keys that still verify tokens (and grants) made before a rotation.
+    pub retired_keys: Option<Vec<Spanned<RawRetiredKey>>>,
     /// Accepted only to reject it with a clear message (the seed kept keys in the file).
     pub secret_key: Option<Spanned<String>>,
     pub enforcers_dir: Option<String>,
     pub limits: Option<RawLimits>,
     pub redaction: Option<Spanned<String>>,
+    /// MCP layer: hide tools the caller can never call from tools/list (default true).
+    pub hide_denied_tools: Option<bool>,
+    /// MCP layer: how callers are identified.
+    pub auth: Option<Spanned<super::auth::RawAuth>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRetiredKey {
+    pub id: String,
+    pub env: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,195 @@
+//! Cost of a call that carries a token: verify (decode, key lookup, the whole HMAC chain,
+//! every caveat) plus evaluate, as p50 / p99. The chain is verified on every call; only the
+//! compilation of caveat text into rules is cached.
+//! Run: `cargo bench -p portcullis --bench tokens`
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use portcullis::token::{self, Keyring, MintSpec, RootKey, VerifyOptions};
+use portcullis::{Effect, Engine};
+use serde_json::json;
+
+const POLICY: &str = r#"
+config:
+  default_effect: deny
+policies:
+  - "bf:read_*:tool_access:allow"
+  - "bf:send_email:tool_access:elicit"
+  - "bf:admin_tool:tool_access:deny"
+  - "af:read_emails:field_access:elicit:attachments"
+"#;
+
+/// 2027-01-15T08:00:00Z.
+const NOW: u64 = 1_800_000_000_000;
+
+fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    (at(0.50), at(0.99))
+}
+
+fn measure(label: &str, n: usize, mut f: impl FnMut()) {
+    if let Some(filter) = std::env::args().skip(1).find(|a| !a.starts_with('-'))
+        && !label.contains(&filter)
+    {
+        return;
+    }
+    for _ in 0..n / 10 {
+        f();
+    }
+    let samples: Vec<Duration> = (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    let (p50, p99) = percentiles(samples);
+    println!(
+        "{label:<58} p50 {:>7.2} µs   p99 {:>7.2} µs   (n={n})",
+        p50.as_secs_f64() * 1e6,
+        p99.as_secs_f64() * 1e6
+    );
+}
+
+fn main() {
+    let keys = Keyring::new(
+        RootKey::from_secret("k1", b"benchmark-root-key-0123456789abcdef0123").unwrap(),
+        vec![],
+    )
+    .unwrap();
+    let engine = Engine::from_str(POLICY, "bench.yaml").unwrap();
+    let opts = VerifyOptions {
+        now_unix_ms: NOW,
+        user: None,
+    };
+
+    // 10 caveats: user, role, expires, tool, five policy caveats, and one sealed grant.
+    let spec = MintSpec {
+        user: "ann".into(),
+        roles: vec!["analyst".into()],
+        ttl: Some(Duration::from_secs(3600)),
+        caveats: [
+            "tool = {read,send}_*",
+            "bf:read_secrets:tool_access:deny",
+            "bf:read_drafts:tool_access:elicit",
+            "bf:send_*:tool_access:deny:time<20270101T000000Z",
+            "af:read_emails:field_access:deny:body",
+            "af:read_*:field_access:deny:user.ssn",
+        ]
+        .map(String::from)
+        .to_vec(),
+    };
+    let m = token::mint(&keys, &spec, NOW, &token::UncheckedEnforcers).unwrap();
+    let base = token::encode(&m, false).unwrap();
+    let verified = engine.verify_token(&keys, &base, &[], &opts).unwrap();
+    let send = verified.request("send_email", json!({})).at(NOW);
+    let decision = engine.before_with(&send, Some(&verified));
+    assert_eq!(decision.effect, Effect::Elicit);
+    let ten = engine
+        .grant(&keys, &verified, &send, &decision, true)
+        .unwrap();
+    let v = engine.verify_token(&keys, &ten, &[], &opts).unwrap();
+    assert_eq!(v.macaroon().caveats().len(), 10);
+    let read = v.request("read_emails", json!({"folder": "inbox"})).at(NOW);
+    assert_eq!(engine.before_with(&read, Some(&v)).effect, Effect::Allow);
+    let approved = v.request("send_email", json!({})).at(NOW);
+    assert_eq!(
+        engine.before_with(&approved, Some(&v)).effect,
+        Effect::Allow
+    );
+    println!(
+        "10-caveat token: {} bytes serialized (V2, base64url)",
+        ten.len()
+    );
+
+    let n = 20_000;
+    measure(
+        "verify + evaluate, 10-caveat token, read_emails (allow)",
+        n,
+        || {
+            let v = engine
+                .verify_token(&keys, black_box(&ten), &[], &opts)
+                .unwrap();
+            black_box(engine.before_with(black_box(&read), Some(&v)));
+        },
+    );
+    measure(
+        "verify + evaluate, 10-caveat token, send_email (granted)",
+        n,
+        || {
+            let v = engine
+                .verify_token(&keys, black_box(&ten), &[], &opts)
+                .unwrap();
+            black_box(engine.before_with(black_box(&approved), Some(&v)));
+        },
+    );
+    measure("  of which: decode (base64 + V2 parse)", n, || {
+        black_box(token::decode(black_box(&ten), "token").unwrap());
+    });
+    measure(
+        "  of which: verify (decode + HMAC chain + caveats)",
+        n,
+        || {
+            black_box(
+                engine
+                    .verify_token(&keys, black_box(&ten), &[], &opts)
+                    .unwrap(),
+            );
+        },
+    );
+    measure("  of which: evaluate with the verified token", n, || {
+        black_box(engine.before_with(black_box(&read), Some(&v)));
+    });
+    let mac_key = [7u8; 32];
+    measure(
+        "  one HMAC-SHA256 of a 32-byte caveat (x11 per chain)",
+        n,
+        || {
+            let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(black_box(&mac_key)).unwrap();
+            mac.update(black_box(b"bf:read_secrets:tool_access:deny"));
+            black_box(mac.finalize().into_bytes());
+        },
+    );
+
+    // The seed's measured case: a 4-caveat macaroon, before-phase allow.
+    let four = token::encode(
+        &token::mint(
+            &keys,
+            &MintSpec {
+                user: "ann".into(),
+                caveats: [
+                    "bf:read_*:tool_access:allow",
+                    "bf:admin_tool:tool_access:deny",
+                    "af:read_emails:field_access:deny:body",
+                ]
+                .map(String::from)
+                .to_vec(),
+                ..MintSpec::default()
+            },
+            NOW,
+            &token::UncheckedEnforcers,
+        )
+        .unwrap(),
+        false,
+    )
+    .unwrap();
+    let v4 = engine.verify_token(&keys, &four, &[], &opts).unwrap();
+    assert_eq!(v4.macaroon().caveats().len(), 4);
+    let read4 = v4.request("read_emails", json!({})).at(NOW);
+    measure(
+        "verify + evaluate, 4-caveat token (the seed's case)",
+        n,
+        || {
+            let v = engine
+                .verify_token(&keys, black_box(&four), &[], &opts)
+                .unwrap();
+            black_box(engine.before_with(black_box(&read4), Some(&v)));
+        },
+    );
+    measure("evaluate without a token (same policy)", n, || {
+        black_box(engine.before(black_box(&read4)));
+    });
+}

@@ -1,0 +1,116 @@
+//! Streamable HTTP serving: rmcp's service at `/mcp`, behind an identity check that answers a
+//! missing or bad credential with `401` and `WWW-Authenticate: Bearer`, before any MCP
+//! processing. Host and Origin allow-lists and the body size cap default to safe values.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use rmcp::ServerHandler;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio_util::sync::CancellationToken;
+
+use super::identity::Authenticator;
+use super::{Authenticated, PolicyLayer};
+
+/// Path the MCP endpoint is served at.
+pub const ENDPOINT: &str = "/mcp";
+
+/// Default body cap: 4 MiB, ample for tool arguments, small enough to bound memory.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// HTTP hardening settings.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// `Host` values accepted (DNS-rebinding protection); default: loopback names only.
+    pub allowed_hosts: Vec<String>,
+    /// Browser `Origin`s accepted; default none (requests without `Origin` still pass, so
+    /// non-browser clients are unaffected).
+    pub allowed_origins: Vec<String>,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            allowed_origins: Vec::new(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+/// An axum router serving `factory`'s handlers, each wrapped by `layer`, at [`ENDPOINT`].
+/// `factory` is called once per MCP session. Cancelling `shutdown` ends every session.
+pub fn router<S, F>(
+    layer: PolicyLayer,
+    factory: F,
+    options: &HttpOptions,
+    shutdown: CancellationToken,
+) -> Router
+where
+    S: ServerHandler,
+    F: Fn() -> Result<S, std::io::Error> + Send + Sync + 'static,
+{
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(options.allowed_hosts.clone())
+        .with_allowed_origins(options.allowed_origins.clone())
+        .enforce_origin_validation()
+        .with_max_request_body_bytes(options.max_body_bytes)
+        .with_cancellation_token(shutdown);
+    let auth = layer.authenticator().clone();
+    let service = StreamableHttpService::new(
+        move || factory().map(|inner| layer.wrap(inner)),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    Router::new()
+        .nest_service(ENDPOINT, service)
+        .layer(middleware::from_fn_with_state(auth, authenticate))
+}
+
+/// Establishes the caller's identity or answers 401.
+async fn authenticate(
+    State(auth): State<Arc<Authenticator>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    match auth.authenticate_headers(request.headers()) {
+        Ok(identity) => {
+            request
+                .extensions_mut()
+                .insert(Authenticated(Arc::new(identity)));
+            next.run(request).await
+        }
+        Err(e) => unauthorized(&e.0),
+    }
+}
+
+/// `401` with `WWW-Authenticate: Bearer` and the reason, as RFC 6750 describes.
+pub fn unauthorized(reason: &str) -> Response {
+    let quoted: String = reason
+        .chars()
+        .filter(|c| (' '..='~').contains(c) && *c != '"' && *c != '\\')
+        .collect();
+    let challenge = format!(
+        "Bearer realm=\"portcullis\", error=\"invalid_token\", error_description=\"{quoted}\""
+    );
+    let body = serde_json::json!({"error": "unauthorized", "message": reason}).to_string();
+    let mut response = (StatusCode::UNAUTHORIZED, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_str(&challenge)
+            .unwrap_or_else(|_| HeaderValue::from_static("Bearer realm=\"portcullis\"")),
+    );
+    response
+}

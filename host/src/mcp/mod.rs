@@ -1,0 +1,880 @@
+//! The MCP layer: wrap any rmcp [`ServerHandler`] so every request is decided by the engine's
+//! current snapshot.
+//!
+//! - `tools/call`: identity -> before phase (deny: an `isError` result with the reason; elicit:
+//!   ask the user) -> the inner handler -> after phase (redaction of `structuredContent` and of
+//!   every JSON text item alike).
+//! - `tools/list`: tools the caller can never call are left out (`config.hide_denied_tools`),
+//!   and output schemas are widened so redacted results still validate.
+//! - `resources/read`, `prompts/get` and their lists: policed as `resource:<uri>` and
+//!   `prompt:<name>` once the policy has a rule for that kind (see [`visibility::polices`]).
+//! - Everything else (initialize, ping, completions, logging, notifications, ...) passes.
+//!
+//! Approvals: protocol versions up to 2025-11-25 get a server-to-client `elicitation/create`
+//! with a boolean confirmation; 2026-07-28 gets an InputRequired result carrying the question
+//! and a sealed request state, resumed when the client retries. A client without elicitation
+//! is denied with "approval required". Answers are kept by an [`Approvals`] implementation.
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use portcullis::{Engine, mcp::PolicyLayer};
+//! # fn demo<H: rmcp::ServerHandler>(my_server: H) {
+//! let engine = Arc::new(Engine::from_file("policy.yaml".as_ref()).unwrap());
+//! let guarded = PolicyLayer::new(engine).wrap(my_server);
+//! // serve `guarded` like any rmcp server: guarded.serve(rmcp::transport::stdio())
+//! # }
+//! ```
+
+#![allow(deprecated)] // logging (set_level) is deprecated by SEP-2577 but still forwarded
+
+pub mod approvals;
+mod convert;
+pub mod http;
+pub mod identity;
+pub mod schema;
+pub mod state;
+pub mod visibility;
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, CancelledNotificationParam,
+    CompleteRequestParams, CompleteResult, ContentBlock, CustomNotification, CustomRequest,
+    CustomResult, DiscoverResult, ElicitRequest, ElicitRequestParams, ElicitationAction,
+    ElicitationSchema, ErrorCode, GetPromptRequestParams, GetPromptResponse,
+    InitializeRequestParams, InitializeResult, InputRequest, InputRequests, InputRequiredResult,
+    InputResponses, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, MetaObject, PaginatedRequestParams, ProgressNotificationParam,
+    ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, ServerConfig,
+    SetLevelRequestParams, SubscribeRequestParams, Tool, UnsubscribeRequestParams,
+};
+use rmcp::service::{ElicitationMode, NotificationContext, RequestContext, RoleServer};
+use rmcp::{ErrorData as McpError, ServerHandler};
+use serde_json::{Value, json};
+
+use crate::decision::{Decision, Effect, Phase};
+use crate::engine::Engine;
+use crate::request::{Request, now_unix_ms};
+pub use approvals::{ApprovalError, Approvals, MemoryApprovals};
+pub use identity::{AuthError, AuthSetupError, Authenticator, Identity, Transport};
+use state::{PhaseTag, Sealer};
+use visibility::{PROMPT_PREFIX, RESOURCE_PREFIX};
+
+/// `_meta` key under which a refreshed token (after an approval) goes back to the client.
+pub const TOKEN_META_KEY: &str = "portcullis/token";
+/// `_meta` key with the decision behind a denial: effect, reason and rule ids.
+pub const DECISION_META_KEY: &str = "portcullis/decision";
+/// Key of the approval question in an InputRequired result's `inputRequests`.
+pub const APPROVAL_INPUT_KEY: &str = "portcullis_approval";
+/// Name of the boolean the approval form asks for.
+pub const APPROVE_FIELD: &str = "approve";
+/// JSON-RPC error code for a caller whose credentials were refused (stdio).
+pub const UNAUTHORIZED: ErrorCode = ErrorCode(-32001);
+/// JSON-RPC error code for a resource read or prompt denied by policy.
+pub const FORBIDDEN: ErrorCode = ErrorCode(-32003);
+/// How long the user has to answer an elicitation before the call is denied.
+pub const ELICIT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// What every wrapped handler of one server shares: the engine, the identity layer, where
+/// approvals are kept and the key that seals request states. Cheap to clone; `wrap` makes one
+/// [`Policed`] handler per session.
+#[derive(Clone)]
+pub struct PolicyLayer {
+    engine: Arc<Engine>,
+    auth: Arc<Authenticator>,
+    approvals: Arc<dyn Approvals>,
+    sealer: Arc<Sealer>,
+}
+
+impl PolicyLayer {
+    /// A layer with a fixed `local` identity, in-memory approvals and a random sealing key.
+    pub fn new(engine: Arc<Engine>) -> Self {
+        PolicyLayer {
+            engine,
+            auth: Arc::new(Authenticator::fixed(crate::request::Subject::user(
+                identity::DEFAULT_FIXED_USER,
+            ))),
+            approvals: Arc::new(MemoryApprovals::new()),
+            sealer: Arc::new(Sealer::random().unwrap_or_else(|_| {
+                // No OS randomness: derive a key that is at least unique to this process.
+                let seed = format!("{}:{}", std::process::id(), now_unix_ms());
+                Sealer::with_key(sha2_key(seed.as_bytes()))
+            })),
+        }
+    }
+
+    /// Uses `auth` to identify callers.
+    pub fn with_authenticator(mut self, auth: Arc<Authenticator>) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// Keeps approvals in `approvals` (e.g. token grants) instead of process memory.
+    pub fn with_approvals(mut self, approvals: Arc<dyn Approvals>) -> Self {
+        self.approvals = approvals;
+        self
+    }
+
+    /// Seals request states with `sealer` (e.g. keyed from the token root key).
+    pub fn with_sealer(mut self, sealer: Arc<Sealer>) -> Self {
+        self.sealer = sealer;
+        self
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    pub fn authenticator(&self) -> &Arc<Authenticator> {
+        &self.auth
+    }
+
+    /// Wraps `inner`; the result is an rmcp server handler enforcing the policy.
+    pub fn wrap<H: ServerHandler>(&self, inner: H) -> Policed<H> {
+        Policed {
+            inner,
+            layer: self.clone(),
+            session: random_id(),
+        }
+    }
+}
+
+fn sha2_key(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
+fn random_id() -> String {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_err() {
+        return format!("{:x}", now_unix_ms());
+    }
+    crate::token::identifier::hex(&b)
+}
+
+/// An rmcp server handler that enforces the policy around an inner handler.
+pub struct Policed<H> {
+    inner: H,
+    layer: PolicyLayer,
+    /// Used as the session id when the transport has none (stdio).
+    session: String,
+}
+
+/// The identity the HTTP layer established, carried in the request's extensions.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Arc<Identity>);
+
+/// What asking the user came to.
+enum Asked {
+    Answer(bool),
+    /// 2026-07-28: the question goes back as an InputRequired result.
+    Input(InputRequiredResult),
+    /// The client cannot be asked; the text says why.
+    Unavailable(String),
+}
+
+/// One before-phase outcome: go on (with an optional refreshed token) or answer now.
+enum Gate<T> {
+    Proceed(Option<String>),
+    Stop(T),
+}
+
+impl<H: ServerHandler> Policed<H> {
+    /// The inner handler.
+    pub fn inner(&self) -> &H {
+        &self.inner
+    }
+
+    fn identify(&self, ctx: &RequestContext<RoleServer>) -> Result<Arc<Identity>, McpError> {
+        if let Some(parts) = ctx.extensions.get::<::http::request::Parts>() {
+            if let Some(Authenticated(id)) = parts.extensions.get::<Authenticated>() {
+                return Ok(id.clone());
+            }
+            return self
+                .layer
+                .auth
+                .authenticate_headers(&parts.headers)
+                .map(Arc::new)
+                .map_err(unauthorized);
+        }
+        self.layer
+            .auth
+            .authenticate_stdio()
+            .map(Arc::new)
+            .map_err(unauthorized)
+    }
+
+    fn session_id(&self, ctx: &RequestContext<RoleServer>) -> String {
+        ctx.extensions
+            .get::<::http::request::Parts>()
+            .and_then(|p| p.headers.get("mcp-session-id"))
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)
+            .unwrap_or_else(|| self.session.clone())
+    }
+
+    fn request(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        identity: &Identity,
+        tool: String,
+        arguments: Value,
+    ) -> Request {
+        let mut req = Request::new(identity.subject.clone(), tool, arguments);
+        req.session = self.session_id(ctx);
+        req
+    }
+
+    /// Takes this layer's answer out of a retried request (2026-07-28): checks the sealed
+    /// state and returns the phase it was asked in and whether the user approved.
+    fn take_answer(
+        &self,
+        state: &mut Option<String>,
+        responses: &mut Option<InputResponses>,
+        req: &Request,
+    ) -> Result<Option<(PhaseTag, bool)>, McpError> {
+        let Some(s) = state.as_deref().filter(|s| s.starts_with(state::PREFIX)) else {
+            return Ok(None);
+        };
+        let pending = self
+            .layer
+            .sealer
+            .open(s, req)
+            .map_err(|e| McpError::invalid_params(e.to_string(), None))?;
+        let response = responses
+            .as_mut()
+            .and_then(|m| m.remove(APPROVAL_INPUT_KEY));
+        if responses.as_ref().is_some_and(|m| m.is_empty()) {
+            *responses = None;
+        }
+        *state = None;
+        let accepted = response.is_some_and(|r| approved(&r));
+        Ok(Some((pending.phase, accepted)))
+    }
+
+    /// Asks the user to approve; `question` names the tool or fields and the grant's length.
+    async fn ask(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        req: &Request,
+        phase: Phase,
+        question: String,
+    ) -> Asked {
+        let schema = approval_schema();
+        let modern = ctx
+            .protocol_version()
+            .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
+        let can_elicit = ctx
+            .client_capabilities()
+            .is_some_and(|c| c.elicitation.is_some());
+        if !can_elicit {
+            return Asked::Unavailable(
+                "this client does not support elicitation, so the user cannot be asked".into(),
+            );
+        }
+        let params = ElicitRequestParams::FormElicitationParams {
+            meta: None,
+            message: question,
+            requested_schema: schema,
+        };
+        if modern {
+            let mut requests = InputRequests::new();
+            requests.insert(
+                APPROVAL_INPUT_KEY.to_string(),
+                InputRequest::Elicitation(ElicitRequest::new(params)),
+            );
+            let state = self.layer.sealer.seal(req, phase);
+            return Asked::Input(InputRequiredResult::new(Some(requests), Some(state)));
+        }
+        if !ctx
+            .peer
+            .supported_elicitation_modes()
+            .contains(&ElicitationMode::Form)
+        {
+            return Asked::Unavailable(
+                "this client does not support form elicitation, so the user cannot be asked".into(),
+            );
+        }
+        match ctx
+            .peer
+            .create_elicitation_with_timeout(params, Some(ELICIT_TIMEOUT))
+            .await
+        {
+            Ok(r) => Asked::Answer(
+                r.action == ElicitationAction::Accept
+                    && r.content.as_ref().is_some_and(|c| c[APPROVE_FIELD] == true),
+            ),
+            Err(e) => Asked::Unavailable(format!("asking the user failed: {e}")),
+        }
+    }
+
+    /// The before phase for any target: decide, ask if needed, record the answer.
+    #[allow(clippy::too_many_arguments)]
+    async fn gate<T>(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        identity: &Identity,
+        req: &Request,
+        answered: Option<(PhaseTag, bool)>,
+        what: &str,
+        deny: impl Fn(&Decision, String) -> T,
+        input: impl Fn(InputRequiredResult) -> T,
+    ) -> Result<Gate<T>, McpError> {
+        let engine = &self.layer.engine;
+        let token = identity.token.as_deref();
+        let d = self.layer.approvals.before(engine, req, token);
+        match d.effect {
+            Effect::Allow => Ok(Gate::Proceed(None)),
+            Effect::Deny => {
+                let text = format!("Denied by policy: {}", d.reason);
+                Ok(Gate::Stop(deny(&d, text)))
+            }
+            Effect::Elicit => {
+                let accepted = match answered {
+                    Some((PhaseTag::Before, a)) => a,
+                    _ => {
+                        let question = format!(
+                            "Allow {what} to run? {} If you approve, it is not asked again for {}.",
+                            d.reason,
+                            duration_words(engine.snapshot().config().elicit_expiry_secs)
+                        );
+                        match self.ask(ctx, req, Phase::Before, question).await {
+                            Asked::Answer(a) => a,
+                            Asked::Input(ir) => return Ok(Gate::Stop(input(ir))),
+                            Asked::Unavailable(why) => {
+                                let text =
+                                    format!("Denied: approval required. {} ({why}).", d.reason);
+                                return Ok(Gate::Stop(deny(&d, text)));
+                            }
+                        }
+                    }
+                };
+                let refreshed = match self
+                    .layer
+                    .approvals
+                    .record(engine, req, &d, accepted, token)
+                {
+                    Ok(t) => t,
+                    Err(e) => {
+                        let text = format!("Denied: {e}");
+                        return Ok(Gate::Stop(deny(&d, text)));
+                    }
+                };
+                if accepted {
+                    Ok(Gate::Proceed(refreshed))
+                } else {
+                    let text = format!("Denied: the user declined to approve {what}.");
+                    Ok(Gate::Stop(deny(&d, text)))
+                }
+            }
+        }
+    }
+
+    async fn police_call(
+        &self,
+        mut params: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let identity = self.identify(&ctx)?;
+        let arguments = params
+            .arguments
+            .clone()
+            .map(Value::Object)
+            .unwrap_or(Value::Null);
+        let req = self.request(&ctx, &identity, params.name.to_string(), arguments);
+        let answered =
+            self.take_answer(&mut params.request_state, &mut params.input_responses, &req)?;
+        let what = format!("tool {:?}", req.tool);
+        let mut refreshed = match self
+            .gate(
+                &ctx,
+                &identity,
+                &req,
+                answered,
+                &what,
+                |d, text| CallToolResponse::Complete(denied(d, text)),
+                CallToolResponse::InputRequired,
+            )
+            .await?
+        {
+            Gate::Proceed(t) => t,
+            Gate::Stop(r) => return Ok(r),
+        };
+        let snapshot = self.layer.engine.snapshot();
+        let response = self.inner.call_tool(params, ctx.clone()).await?;
+        let result = match response {
+            CallToolResponse::Complete(r) => r,
+            CallToolResponse::Task(t) if visibility::has_after_rules(&snapshot, &req.tool) => {
+                drop(t);
+                let text = format!(
+                    "Denied: tool {:?} answered with a task, whose result the policy cannot inspect; tools with after-phase rules must answer directly",
+                    req.tool
+                );
+                return Ok(CallToolResult::error(vec![ContentBlock::text(text)]).into());
+            }
+            // The inner server's own InputRequired rounds and tasks pass; on its final round
+            // the before phase runs again (answers are remembered) and the after phase applies.
+            other => return Ok(other),
+        };
+        drop(snapshot);
+        let token = identity.token.as_deref();
+        let engine = &self.layer.engine;
+        let seen = convert::to_tool_result(&result);
+        let (d, mut out) = self
+            .layer
+            .approvals
+            .after(engine, &req, seen.clone(), token);
+        if d.effect == Effect::Elicit && d.pending_fields().next().is_some() {
+            let fields: Vec<&str> = d.pending_fields().map(|r| &*r.path).collect();
+            let accepted = match answered {
+                Some((PhaseTag::After, a)) => Some(a),
+                _ => {
+                    let question = format!(
+                        "Show the field(s) {} in the result of tool {:?}? Until you approve they are redacted. Your answer is kept for {}.",
+                        fields.join(", "),
+                        req.tool,
+                        duration_words(engine.snapshot().config().elicit_expiry_secs)
+                    );
+                    match self.ask(&ctx, &req, Phase::After, question).await {
+                        Asked::Answer(a) => Some(a),
+                        Asked::Input(ir) => return Ok(ir.into()),
+                        Asked::Unavailable(why) => {
+                            tracing::info!(
+                                tool = %req.tool,
+                                "fields stay redacted: approval required ({why})"
+                            );
+                            None
+                        }
+                    }
+                }
+            };
+            if let Some(accepted) = accepted {
+                match self
+                    .layer
+                    .approvals
+                    .record(engine, &req, &d, accepted, token)
+                {
+                    Ok(t) => {
+                        refreshed = t.or(refreshed);
+                        if accepted {
+                            let (_, again) = self.layer.approvals.after(
+                                engine,
+                                &req,
+                                convert::to_tool_result(&result),
+                                token,
+                            );
+                            out = again;
+                        }
+                    }
+                    Err(e) => tracing::warn!(tool = %req.tool, "{e}; fields stay redacted"),
+                }
+            }
+        }
+        // Nothing withheld: the inner result goes out exactly as it came.
+        let mut result = if out == seen {
+            result
+        } else {
+            convert::from_tool_result(out, &result)
+        };
+        if let Some(token) = refreshed {
+            set_meta(&mut result.meta, TOKEN_META_KEY, Value::String(token));
+        }
+        Ok(result.into())
+    }
+}
+
+fn approved(response: &Value) -> bool {
+    response["action"] == "accept" && response["content"][APPROVE_FIELD] == true
+}
+
+fn approval_schema() -> ElicitationSchema {
+    ElicitationSchema::builder()
+        .required_bool_property(APPROVE_FIELD, |b| {
+            b.title("Approve")
+                .description("Check to approve; leave unchecked or decline to refuse.")
+        })
+        .build_unchecked()
+}
+
+/// "1 hour", "30 minutes", "90 seconds": how long an answer lasts, in words.
+pub fn duration_words(secs: u64) -> String {
+    let plural = |n: u64, unit: &str| {
+        if n == 1 {
+            format!("1 {unit}")
+        } else {
+            format!("{n} {unit}s")
+        }
+    };
+    match secs {
+        s if s >= 86_400 && s % 86_400 == 0 => plural(s / 86_400, "day"),
+        s if s >= 3_600 && s % 3_600 == 0 => plural(s / 3_600, "hour"),
+        s if s >= 60 && s % 60 == 0 => plural(s / 60, "minute"),
+        s => plural(s, "second"),
+    }
+}
+
+fn unauthorized(e: AuthError) -> McpError {
+    McpError::new(UNAUTHORIZED, format!("unauthorized: {e}"), None)
+}
+
+fn forbidden(_: &Decision, text: String) -> McpError {
+    McpError::new(FORBIDDEN, text, None)
+}
+
+/// The tool result a denied call gets: `isError`, the reason as text, the decision in `_meta`.
+fn denied(d: &Decision, text: String) -> CallToolResult {
+    let mut r = CallToolResult::error(vec![ContentBlock::text(text)]);
+    let rules: Vec<&str> = d.matched.iter().map(|m| &*m.id).collect();
+    set_meta(
+        &mut r.meta,
+        DECISION_META_KEY,
+        json!({"effect": d.effect.as_str(), "reason": d.reason, "rules": rules}),
+    );
+    r
+}
+
+fn set_meta(meta: &mut Option<MetaObject>, key: &str, value: Value) {
+    meta.get_or_insert_with(MetaObject::default)
+        .0
+        .insert(key.to_string(), value);
+}
+
+impl<H: ServerHandler> ServerHandler for Policed<H> {
+    async fn ping(&self, context: RequestContext<RoleServer>) -> Result<(), McpError> {
+        self.inner.ping(context).await
+    }
+
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, McpError> {
+        self.inner.initialize(request, context).await
+    }
+
+    fn negotiate_initialize(
+        &self,
+        request: &InitializeRequestParams,
+    ) -> Result<InitializeResult, McpError> {
+        self.inner.negotiate_initialize(request)
+    }
+
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        self.inner.supported_protocol_versions()
+    }
+
+    async fn discover(
+        &self,
+        context: RequestContext<RoleServer>,
+    ) -> Result<DiscoverResult, McpError> {
+        self.inner.discover(context).await
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, McpError> {
+        self.identify(&context)?;
+        self.inner.complete(request, context).await
+    }
+
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.inner.set_level(request, context).await
+    }
+
+    async fn get_prompt(
+        &self,
+        mut request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        let identity = self.identify(&context)?;
+        if !visibility::polices(&self.layer.engine.snapshot(), PROMPT_PREFIX) {
+            return self.inner.get_prompt(request, context).await;
+        }
+        let arguments = request
+            .arguments
+            .clone()
+            .map(Value::Object)
+            .unwrap_or(Value::Null);
+        let target = format!("{PROMPT_PREFIX}{}", request.name);
+        let req = self.request(&context, &identity, target, arguments);
+        let answered = self.take_answer(
+            &mut request.request_state,
+            &mut request.input_responses,
+            &req,
+        )?;
+        let what = format!("prompt {:?}", request.name);
+        match self
+            .gate(
+                &context,
+                &identity,
+                &req,
+                answered,
+                &what,
+                |d, t| Err(forbidden(d, t)),
+                |ir| Ok(GetPromptResponse::InputRequired(ir)),
+            )
+            .await?
+        {
+            Gate::Proceed(_) => self.inner.get_prompt(request, context).await,
+            Gate::Stop(r) => r,
+        }
+    }
+
+    async fn list_prompts(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        let identity = self.identify(&context)?;
+        let mut result = self.inner.list_prompts(request, context).await?;
+        let snapshot = self.layer.engine.snapshot();
+        if snapshot.config().hide_denied_tools && visibility::polices(&snapshot, PROMPT_PREFIX) {
+            let now = now_unix_ms();
+            result.prompts.retain(|p| {
+                let name = format!("{PROMPT_PREFIX}{}", p.name);
+                visibility::may_call(
+                    &snapshot,
+                    &identity.subject,
+                    identity.token.as_deref(),
+                    &name,
+                    now,
+                )
+            });
+        }
+        Ok(result)
+    }
+
+    async fn list_resources(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let identity = self.identify(&context)?;
+        let mut result = self.inner.list_resources(request, context).await?;
+        let snapshot = self.layer.engine.snapshot();
+        if snapshot.config().hide_denied_tools && visibility::polices(&snapshot, RESOURCE_PREFIX) {
+            let now = now_unix_ms();
+            result.resources.retain(|r| {
+                let name = format!("{RESOURCE_PREFIX}{}", r.uri);
+                visibility::may_call(
+                    &snapshot,
+                    &identity.subject,
+                    identity.token.as_deref(),
+                    &name,
+                    now,
+                )
+            });
+        }
+        Ok(result)
+    }
+
+    async fn list_resource_templates(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        self.identify(&context)?;
+        self.inner.list_resource_templates(request, context).await
+    }
+
+    async fn read_resource(
+        &self,
+        mut request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let identity = self.identify(&context)?;
+        if !visibility::polices(&self.layer.engine.snapshot(), RESOURCE_PREFIX) {
+            return self.inner.read_resource(request, context).await;
+        }
+        let target = format!("{RESOURCE_PREFIX}{}", request.uri);
+        let req = self.request(&context, &identity, target, json!({"uri": request.uri}));
+        let answered = self.take_answer(
+            &mut request.request_state,
+            &mut request.input_responses,
+            &req,
+        )?;
+        let what = format!("reading resource {:?}", request.uri);
+        match self
+            .gate(
+                &context,
+                &identity,
+                &req,
+                answered,
+                &what,
+                |d, t| Err(forbidden(d, t)),
+                |ir| Ok(ReadResourceResponse::InputRequired(ir)),
+            )
+            .await?
+        {
+            Gate::Proceed(_) => {}
+            Gate::Stop(r) => return r,
+        }
+        match self.inner.read_resource(request, context).await? {
+            ReadResourceResponse::Complete(result) => {
+                let engine = &self.layer.engine;
+                let (d, out) = self.layer.approvals.after(
+                    engine,
+                    &req,
+                    convert::resource_to_tool_result(&result),
+                    identity.token.as_deref(),
+                );
+                if d.effect == Effect::Deny {
+                    return Err(forbidden(&d, format!("Denied by policy: {}", d.reason)));
+                }
+                Ok(ReadResourceResponse::Complete(
+                    convert::resource_from_tool_result(out, result),
+                ))
+            }
+            other => Ok(other),
+        }
+    }
+
+    #[allow(deprecated)]
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.identify(&context)?;
+        self.inner.subscribe(request, context).await
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.inner.unsubscribe(request, context).await
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        self.police_call(request, context).await
+    }
+
+    async fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        let identity = self.identify(&context)?;
+        let mut result = self.inner.list_tools(request, context).await?;
+        let snapshot = self.layer.engine.snapshot();
+        if snapshot.config().hide_denied_tools {
+            let now = now_unix_ms();
+            result.tools.retain(|t| {
+                visibility::may_call(
+                    &snapshot,
+                    &identity.subject,
+                    identity.token.as_deref(),
+                    &t.name,
+                    now,
+                )
+            });
+        }
+        let mode = snapshot.config().redaction;
+        for tool in result.tools.iter_mut() {
+            adjust_tool(tool, &snapshot, mode);
+        }
+        Ok(result)
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        let mut tool = self.inner.get_tool(name)?;
+        let snapshot = self.layer.engine.snapshot();
+        adjust_tool(&mut tool, &snapshot, snapshot.config().redaction);
+        Some(tool)
+    }
+
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, McpError> {
+        self.identify(&context)?;
+        self.inner.on_custom_request(request, context).await
+    }
+
+    async fn on_cancelled(
+        &self,
+        notification: CancelledNotificationParam,
+        context: NotificationContext<RoleServer>,
+    ) {
+        self.inner.on_cancelled(notification, context).await
+    }
+
+    async fn on_progress(
+        &self,
+        notification: ProgressNotificationParam,
+        context: NotificationContext<RoleServer>,
+    ) {
+        self.inner.on_progress(notification, context).await
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        self.inner.on_initialized(context).await
+    }
+
+    async fn on_roots_list_changed(&self, context: NotificationContext<RoleServer>) {
+        self.inner.on_roots_list_changed(context).await
+    }
+
+    async fn on_custom_notification(
+        &self,
+        notification: CustomNotification,
+        context: NotificationContext<RoleServer>,
+    ) {
+        self.inner
+            .on_custom_notification(notification, context)
+            .await
+    }
+
+    fn get_info(&self) -> ServerConfig {
+        self.inner.get_info()
+    }
+}
+
+/// Widens a tool's output schema for the fields the policy may redact from its results.
+fn adjust_tool(
+    tool: &mut Tool,
+    snapshot: &crate::engine::Snapshot,
+    mode: crate::paths::RedactMode,
+) {
+    let Some(schema) = tool.output_schema.as_mut() else {
+        return;
+    };
+    let paths = visibility::redacted_paths(snapshot, &tool.name);
+    if paths.is_empty() {
+        return;
+    }
+    let mut copy = (**schema).clone();
+    if schema::adjust(&mut copy, &paths, mode) {
+        *schema = Arc::new(copy);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(duration_words(3600), "1 hour");
+        assert_eq!(duration_words(7200), "2 hours");
+        assert_eq!(duration_words(1800), "30 minutes");
+        assert_eq!(duration_words(90), "90 seconds");
+        assert_eq!(duration_words(86_400), "1 day");
+    }
+}

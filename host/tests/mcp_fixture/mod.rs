@@ -1,0 +1,205 @@
+//! A small MCP server for the MCP-layer and proxy tests: a few tools with and without output
+//! schemas, resources and prompts, a tool whose server asks the client itself (elicitation
+//! relay), one that hangs and one that exits. Used in process by the tests and as the upstream
+//! process `examples/fixture_server.rs`.
+
+#![allow(dead_code, deprecated)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmcp::model::*;
+use rmcp::service::{RequestContext, RoleServer};
+use rmcp::{ErrorData as McpError, ServerHandler};
+use serde_json::{Value, json};
+
+#[derive(Clone, Default)]
+pub struct FixtureServer;
+
+fn object(v: Value) -> Arc<JsonObject> {
+    match v {
+        Value::Object(m) => Arc::new(m),
+        _ => unreachable!("schemas are objects"),
+    }
+}
+
+pub fn profile() -> Value {
+    json!({
+        "name": "Ann",
+        "email": "ann@example.com",
+        "user_pii": {"ssn": "123-45-6789", "phone": "555-0100"}
+    })
+}
+
+pub fn emails() -> Value {
+    json!({"emails": [
+        {"from": "bob@example.com", "subject": "hi", "body": "the secret plan"},
+        {"from": "eve@example.com", "subject": "re", "body": "more secrets"}
+    ]})
+}
+
+pub fn tools() -> Vec<Tool> {
+    let any = || object(json!({"type": "object"}));
+    vec![
+        Tool::new(
+            "echo",
+            "Echoes its text",
+            object(json!({"type": "object", "properties": {"text": {"type": "string"}}})),
+        ),
+        Tool::new("admin_tool", "Dangerous", any()),
+        Tool::new("get_user_profile", "A profile with PII", any()).with_raw_output_schema(object(
+            json!({
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "email": {"type": "string", "format": "email"},
+                    "user_pii": {"$ref": "#/$defs/Pii"}
+                },
+                "required": ["name", "email", "user_pii"],
+                "$defs": {"Pii": {
+                    "type": "object",
+                    "properties": {
+                        "ssn": {"type": "string", "pattern": "^[0-9]{3}-[0-9]{2}-[0-9]{4}$"},
+                        "phone": {"type": "string"}
+                    },
+                    "required": ["ssn", "phone"]
+                }}
+            }),
+        )),
+        Tool::new("read_emails", "Emails with bodies", any()),
+        Tool::new("delete_file", "Deletes a file", any()),
+        Tool::new(
+            "ask_user",
+            "The server itself asks the user for a name",
+            any(),
+        ),
+        Tool::new("slow", "Never answers in time", any()),
+        Tool::new("crash", "The server process exits", any()),
+    ]
+}
+
+impl ServerHandler for FixtureServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .enable_prompts()
+                .build(),
+        )
+    }
+
+    async fn list_tools(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        Ok(ListToolsResult {
+            tools: tools(),
+            ..Default::default()
+        })
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let args = request.arguments.unwrap_or_default();
+        let result = match request.name.as_ref() {
+            "echo" => {
+                let text = args.get("text").and_then(Value::as_str).unwrap_or("");
+                CallToolResult::success(vec![ContentBlock::text(format!("echo: {text}"))])
+            }
+            "admin_tool" => CallToolResult::success(vec![ContentBlock::text("admin done")]),
+            "get_user_profile" => CallToolResult::structured(profile()),
+            "read_emails" => CallToolResult::structured(emails()),
+            "delete_file" => CallToolResult::success(vec![ContentBlock::text("deleted")]),
+            "ask_user" => {
+                let schema = ElicitationSchema::builder()
+                    .required_string_property("name", |s| s)
+                    .build_unchecked();
+                let answer = context
+                    .peer
+                    .create_elicitation(ElicitRequestParams::FormElicitationParams {
+                        meta: None,
+                        message: "What is your name?".into(),
+                        requested_schema: schema,
+                    })
+                    .await
+                    .map_err(|e| McpError::internal_error(e.to_string(), None))?;
+                let name = answer
+                    .content
+                    .as_ref()
+                    .and_then(|c| c["name"].as_str())
+                    .unwrap_or("nobody")
+                    .to_string();
+                CallToolResult::success(vec![ContentBlock::text(format!("hello {name}"))])
+            }
+            "slow" => {
+                tokio::time::sleep(Duration::from_secs(600)).await;
+                CallToolResult::success(vec![ContentBlock::text("too late")])
+            }
+            "crash" => std::process::exit(3),
+            other => {
+                return Err(McpError::invalid_params(format!("no tool {other}"), None));
+            }
+        };
+        Ok(result.into())
+    }
+
+    async fn list_resources(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        Ok(ListResourcesResult {
+            resources: vec![
+                Resource::new("file:///public/readme.txt", "readme"),
+                Resource::new("file:///secret/keys.txt", "keys"),
+            ],
+            ..Default::default()
+        })
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let text = match request.uri.as_str() {
+            "file:///public/readme.txt" => "hello",
+            "file:///secret/keys.txt" => "k=1",
+            other => {
+                return Err(McpError::resource_not_found(format!("no {other}"), None));
+            }
+        };
+        Ok(ReadResourceResult::new(vec![ResourceContents::text(text, request.uri)]).into())
+    }
+
+    async fn list_prompts(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        Ok(ListPromptsResult {
+            prompts: vec![
+                Prompt::new("greet", Some("Say hello"), None),
+                Prompt::new("admin_prompt", Some("Internal"), None),
+            ],
+            ..Default::default()
+        })
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        Ok(GetPromptResult::new(vec![PromptMessage::new_text(
+            Role::User,
+            format!("prompt {}", request.name),
+        )])
+        .into())
+    }
+}

@@ -1,0 +1,344 @@
+//! `portcullis proxy` as a process, with rmcp's client downstream and the fixture server
+//! (`examples/fixture_server.rs`, built by `cargo test`) upstream, over stdio and HTTP.
+
+#![allow(deprecated)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use rmcp::model::*;
+use rmcp::service::{RequestContext, RoleClient, RunningService};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::{ClientHandler, ErrorData as McpError, ServiceExt};
+use serde_json::{Value, json};
+
+const API_KEY: &str = "test-key-0123456789abcdef";
+
+#[derive(Clone)]
+struct Client;
+
+impl ClientHandler for Client {
+    async fn create_elicitation(
+        &self,
+        request: ElicitRequestParams,
+        _: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, McpError> {
+        let ElicitRequestParams::FormElicitationParams { message, .. } = request else {
+            return Ok(ElicitResult::new(ElicitationAction::Decline));
+        };
+        let mut r = ElicitResult::new(ElicitationAction::Accept);
+        r.content = Some(if message.contains("What is your name") {
+            json!({"name": "Ann"})
+        } else {
+            json!({"approve": true})
+        });
+        Ok(r)
+    }
+
+    fn get_info(&self) -> ClientInfo {
+        let mut caps = ClientCapabilities::default();
+        caps.elicitation = Some(ElicitationCapability::default());
+        ClientInfo::new(caps, Implementation::new("proxy-test", "1.0"))
+            .with_protocol_version(ProtocolVersion::V_2025_11_25)
+    }
+}
+
+fn fixture_server() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let path = dir
+        .join("examples")
+        .join(format!("fixture_server{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test` (which builds examples)",
+        path.display()
+    );
+    path
+}
+
+fn policy(extra_auth: &str) -> String {
+    format!(
+        r#"
+config:
+  default_effect: deny
+{extra_auth}
+policies:
+  - "bf:echo:tool_access:allow"
+  - "bf:admin_tool:tool_access:deny"
+  - "bf:get_user_profile:tool_access:allow"
+  - "af:get_user_profile:field_access:deny:user_pii.ssn"
+  - "bf:ask_user:tool_access:allow"
+  - "bf:delete_file:tool_access:elicit"
+  - "bf:slow:tool_access:allow"
+  - "bf:crash:tool_access:allow"
+"#
+    )
+}
+
+fn write_policy(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("policy.yaml");
+    let tmp = dir.join(".policy.yaml.tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    path
+}
+
+async fn stdio_proxy(config: &Path, extra: &[&str]) -> RunningService<RoleClient, Client> {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    cmd.args(["--log", "warn", "proxy", "--config"])
+        .arg(config)
+        .args(extra)
+        .arg("--")
+        .arg(fixture_server());
+    let transport = TokioChildProcess::new(cmd).unwrap();
+    Client.serve(transport).await.unwrap()
+}
+
+fn call(name: &str, args: Value) -> CallToolRequestParams {
+    let Value::Object(m) = args else { panic!() };
+    CallToolRequestParams::new(name.to_string()).with_arguments(m)
+}
+
+fn text(r: &CallToolResult) -> String {
+    r.content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The things every transport must get right, through one connected client.
+async fn exercise(client: &RunningService<RoleClient, Client>) {
+    let names: Vec<String> = client
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    assert!(!names.contains(&"admin_tool".to_string()), "{names:?}");
+    assert!(!names.contains(&"read_emails".to_string()), "{names:?}");
+    assert!(names.contains(&"echo".to_string()), "{names:?}");
+
+    let denied = client
+        .call_tool(call("admin_tool", json!({})))
+        .await
+        .unwrap();
+    assert_eq!(denied.is_error, Some(true));
+    assert!(text(&denied).contains("Denied by policy"));
+
+    let echo = client
+        .call_tool(call("echo", json!({"text": "hi"})))
+        .await
+        .unwrap();
+    assert_eq!(
+        serde_json::to_value(&echo).unwrap(),
+        json!({"content": [{"type": "text", "text": "echo: hi"}], "isError": false})
+    );
+
+    let profile = client
+        .call_tool(call("get_user_profile", json!({})))
+        .await
+        .unwrap();
+    let s = profile.structured_content.clone().unwrap();
+    assert_eq!(s["user_pii"]["ssn"], "[REDACTED]");
+    let t: Value = serde_json::from_str(&text(&profile)).unwrap();
+    assert_eq!(t, s);
+
+    // The upstream's own elicitation reaches this client and its answer goes back.
+    let asked = client.call_tool(call("ask_user", json!({}))).await.unwrap();
+    assert_eq!(text(&asked), "hello Ann");
+
+    // Our approval prompt, answered yes.
+    let deleted = client
+        .call_tool(call("delete_file", json!({})))
+        .await
+        .unwrap();
+    assert_eq!(text(&deleted), "deleted");
+}
+
+#[tokio::test]
+async fn stdio_proxy_polices_and_passes_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_policy(dir.path(), &policy(""));
+    let client = stdio_proxy(&config, &[]).await;
+    exercise(&client).await;
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn policy_rewrite_during_a_session_changes_the_next_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_policy(dir.path(), &policy(""));
+    let client = stdio_proxy(&config, &[]).await;
+    let r = client
+        .call_tool(call("echo", json!({"text": "a"})))
+        .await
+        .unwrap();
+    assert_ne!(r.is_error, Some(true));
+    write_policy(
+        dir.path(),
+        &policy("").replace("bf:echo:tool_access:allow", "bf:echo:tool_access:deny"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = client
+            .call_tool(call("echo", json!({"text": "a"})))
+            .await
+            .unwrap();
+        if r.is_error == Some(true) {
+            assert!(text(&r).contains("Denied by policy"));
+            break;
+        }
+        assert!(Instant::now() < deadline, "the rewrite was not picked up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn upstream_that_hangs_or_dies_gives_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_policy(dir.path(), &policy(""));
+    let client = stdio_proxy(&config, &["--upstream-timeout", "1"]).await;
+    let slow = client.call_tool(call("slow", json!({}))).await.unwrap_err();
+    assert!(
+        slow.to_string().contains("did not answer within 1 s"),
+        "{slow}"
+    );
+    let _ = client.call_tool(call("crash", json!({}))).await;
+    let after = client
+        .call_tool(call("echo", json!({"text": "x"})))
+        .await
+        .unwrap_err();
+    assert!(after.to_string().contains("is gone"), "{after}");
+    client.cancel().await.unwrap();
+}
+
+/// A process whose stdout or stderr announces its HTTP address.
+struct Spawned {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_announcing(mut cmd: std::process::Command, on_stderr: bool) -> Spawned {
+    if on_stderr {
+        cmd.stderr(Stdio::piped()).stdout(Stdio::null());
+    } else {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stream: Box<dyn Read + Send> = if on_stderr {
+        Box::new(child.stderr.take().unwrap())
+    } else {
+        Box::new(child.stdout.take().unwrap())
+    };
+    let mut lines = BufReader::new(stream).lines();
+    let mut addr = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("portcullis proxy: serving http://") {
+            addr = rest.trim_end_matches("/mcp").to_string();
+            break;
+        }
+        if !on_stderr && !line.is_empty() {
+            addr = line;
+            break;
+        }
+    }
+    assert!(!addr.is_empty(), "the process did not announce its address");
+    // Keep draining so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Spawned { child, addr }
+}
+
+fn http_proxy(config: &Path) -> (Spawned, Spawned) {
+    let mut upstream = std::process::Command::new(fixture_server());
+    upstream.args(["--http", "127.0.0.1:0"]);
+    let upstream = spawn_announcing(upstream, false);
+    let mut proxy = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    proxy
+        .args(["--log", "warn", "proxy", "--config"])
+        .arg(config)
+        .args(["--listen", "127.0.0.1:0", "--upstream-url"])
+        .arg(format!("http://{}/mcp", upstream.addr))
+        .env(
+            "TEST_API_KEYS",
+            format!(r#"{{"{API_KEY}": {{"user": "ann", "roles": ["analyst"]}}}}"#),
+        );
+    let proxy = spawn_announcing(proxy, true);
+    (upstream, proxy)
+}
+
+const API_KEYS_AUTH: &str = "  auth: { mode: api_keys, keys_env: TEST_API_KEYS }";
+
+/// A raw POST, to see the status line and headers an unauthenticated client gets.
+fn raw_post(addr: &str, auth: Option<&str>) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+    let auth = auth
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+#[tokio::test]
+async fn http_proxy_authenticates_polices_and_shuts_down_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_policy(dir.path(), &policy(API_KEYS_AUTH));
+    let (_upstream, mut proxy) = http_proxy(&config);
+
+    for auth in [None, Some("Bearer wrong-key-0123456789abcdef")] {
+        let response = raw_post(&proxy.addr, auth);
+        assert!(response.starts_with("HTTP/1.1 401"), "{response}");
+        let lower = response.to_ascii_lowercase();
+        assert!(lower.contains("www-authenticate: bearer"), "{response}");
+    }
+
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(format!("http://{}/mcp", proxy.addr))
+            .auth_header(API_KEY),
+    );
+    let client = Client.serve(transport).await.unwrap();
+    exercise(&client).await;
+    client.cancel().await.unwrap();
+
+    let pid = proxy.child.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = proxy.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the proxy did not exit on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status}");
+}
