@@ -23,7 +23,8 @@ use crate::request::Request;
 use crate::result::ToolResult;
 use crate::rules::{Attempts, Budget, FieldRule, PolicyKind, redact_result};
 use crate::token::{
-    self, CaveatCache, Grant, GrantTarget, Keyring, TokenError, VerifiedToken, VerifyOptions,
+    self, CaveatCache, Grant, GrantTarget, Keyring, TokenError, VerifiedCache, VerifiedToken,
+    VerifyOptions,
 };
 use crate::wasm::{self, Enforcer, EnforcerSet, Verdict, guest};
 use index::PhaseIndex;
@@ -43,6 +44,9 @@ pub struct Snapshot {
     caveats: Vec<Option<guest::Caveat>>,
     /// Token caveats compiled against this snapshot's enforcers, by caveat text.
     token_caveats: CaveatCache,
+    /// Tokens this snapshot verified successfully, so the HMAC chain is not recomputed on
+    /// every call (expiry and the expected user are still judged per call).
+    token_verified: VerifiedCache,
 }
 
 /// An enforcer rule to run: one of the server's (by position) or one from the caller's token.
@@ -269,6 +273,7 @@ impl Snapshot {
             enforcers,
             caveats,
             token_caveats: CaveatCache::default(),
+            token_verified: VerifiedCache::default(),
         })
     }
 
@@ -291,7 +296,9 @@ impl Snapshot {
     }
 
     /// Verifies a token against this snapshot's enforcers, compiling its caveats through the
-    /// snapshot's cache.
+    /// snapshot's cache. A token (with the same discharges and keyring) this snapshot already
+    /// verified is not verified again: its expiry and the expected user are re-checked
+    /// against `opts`, and anything else is verified in full (see [`VerifiedCache`]).
     pub fn verify_token(
         &self,
         keys: &Keyring,
@@ -299,14 +306,22 @@ impl Snapshot {
         discharges: &[&str],
         opts: &VerifyOptions<'_>,
     ) -> Result<VerifiedToken, TokenError> {
-        token::verify(
-            keys,
-            token,
-            discharges,
-            opts,
-            &self.token_caveats,
-            &*self.enforcers,
-        )
+        self.token_verified
+            .get_or_verify(keys, token, discharges, opts, || {
+                token::verify(
+                    keys,
+                    token,
+                    discharges,
+                    opts,
+                    &self.token_caveats,
+                    &*self.enforcers,
+                )
+            })
+    }
+
+    /// Number of verifications this snapshot remembers (for diagnostics).
+    pub fn cached_verifications(&self) -> usize {
+        self.token_verified.len()
     }
 
     /// Runs one enforcer rule, server or token, and records its verdict.

@@ -830,3 +830,137 @@ fn keys_of_another_library_are_the_same() {
     assert_eq!(v.subject.roles, vec!["analyst".to_string()]);
     let _: &Keyring = &keys();
 }
+
+// ---------------------------------------------------------------- verification cache
+
+/// Whether two verifications share one remembered result (a cache hit hands out the same
+/// macaroon; a fresh verification parses its own).
+fn same_verification(a: &token::VerifiedToken, b: &token::VerifiedToken) -> bool {
+    std::ptr::eq(a.macaroon(), b.macaroon())
+}
+
+/// `token` with one bit of one signature byte flipped (a character near the end of the
+/// base64url text, which encodes the last field: the signature).
+fn flip_signature_bit(token: &str) -> String {
+    const URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut bytes = token.as_bytes().to_vec();
+    let i = bytes.len() - 10;
+    let at = URL.iter().position(|&c| c == bytes[i]).unwrap();
+    bytes[i] = URL[at ^ 1];
+    String::from_utf8(bytes).unwrap()
+}
+
+#[test]
+fn a_cached_token_that_expires_between_calls_is_rejected() {
+    let engine = engine();
+    let m = token::mint(
+        &keys(),
+        &token::MintSpec {
+            user: "ann".into(),
+            ttl: Some(Duration::from_secs(60)),
+            ..Default::default()
+        },
+        NOW,
+        &token::UncheckedEnforcers,
+    )
+    .unwrap();
+    let t = token::encode(&m, false).unwrap();
+    let k = keys();
+    let first = engine.verify_token(&k, &t, &[], &at(NOW)).unwrap();
+    let hit = engine.verify_token(&k, &t, &[], &at(NOW + 59_999)).unwrap();
+    assert!(same_verification(&first, &hit), "the second call is a hit");
+    assert_eq!(
+        engine
+            .verify_token(&k, &t, &[], &at(NOW + 60_000))
+            .unwrap_err(),
+        TokenError::Expired {
+            at: "2027-01-15T08:01:00Z".into()
+        }
+    );
+    // The expired entry was dropped; a request with an earlier clock verifies afresh.
+    let again = engine.verify_token(&k, &t, &[], &at(NOW)).unwrap();
+    assert!(!same_verification(&first, &again));
+}
+
+#[test]
+fn a_one_bit_change_to_a_cached_tokens_signature_is_a_bad_signature() {
+    let engine = engine();
+    let k = keys();
+    let t = mint("ann", &["tool = read_*"]);
+    let first = verify(&engine, &k, &t).unwrap();
+    assert!(same_verification(&first, &verify(&engine, &k, &t).unwrap()));
+
+    let tampered = flip_signature_bit(&t);
+    let (a, b) = (
+        token::decode(&t, "token").unwrap(),
+        token::decode(&tampered, "token").unwrap(),
+    );
+    assert_eq!(a.identifier(), b.identifier());
+    assert_eq!(a.caveats(), b.caveats());
+    let (sa, sb): (&[u8], &[u8]) = (a.signature().as_ref(), b.signature().as_ref());
+    assert_eq!(sa.iter().zip(sb).filter(|(x, y)| x != y).count(), 1);
+    for _ in 0..2 {
+        assert_eq!(
+            verify(&engine, &k, &tampered).unwrap_err(),
+            TokenError::BadSignature
+        );
+    }
+    // The genuine token is still served from the cache.
+    assert!(same_verification(&first, &verify(&engine, &k, &t).unwrap()));
+}
+
+#[test]
+fn a_cached_token_is_still_bound_to_the_expected_user() {
+    let engine = engine();
+    let k = keys();
+    let t = mint("ann", &[]);
+    let first = verify(&engine, &k, &t).unwrap();
+    let as_user = |user| VerifyOptions {
+        now_unix_ms: NOW,
+        user: Some(user),
+    };
+    assert!(matches!(
+        engine.verify_token(&k, &t, &[], &as_user("bob")),
+        Err(TokenError::CaveatNotSatisfied(m)) if m.contains("not \"bob\"")
+    ));
+    let ann = engine.verify_token(&k, &t, &[], &as_user("ann")).unwrap();
+    assert!(same_verification(&first, &ann));
+}
+
+#[test]
+fn a_new_keyring_or_snapshot_does_not_see_cached_verifications() {
+    let engine = engine();
+    let old = "the-old-root-secret-0123456789abcdef0000";
+    let new = "the-new-root-secret-0123456789abcdef1111";
+    let t = mint_with(&keyring("k1", old, &[]), "ann", &[], &[]);
+
+    let rotated = keyring("k2", new, &[("k1", old)]);
+    let first = verify(&engine, &rotated, &t).unwrap();
+    assert!(same_verification(
+        &first,
+        &verify(&engine, &rotated, &t).unwrap()
+    ));
+    // The retired key removed: refused, although a success for this text is cached.
+    let removed = keyring("k2", new, &[]);
+    assert_eq!(
+        verify(&engine, &removed, &t).unwrap_err(),
+        TokenError::UnknownKey("k1".into())
+    );
+    // A keyring built again from the same secrets is verified afresh too.
+    let rebuilt = keyring("k2", new, &[("k1", old)]);
+    assert!(!same_verification(
+        &first,
+        &verify(&engine, &rebuilt, &t).unwrap()
+    ));
+
+    // A reload starts with an empty cache.
+    assert!(engine.snapshot().cached_verifications() > 0);
+    engine.swap(
+        portcullis::Snapshot::new(portcullis::policy::load_str(POLICY, "p.yaml").unwrap()).unwrap(),
+    );
+    assert_eq!(engine.snapshot().cached_verifications(), 0);
+    assert!(!same_verification(
+        &first,
+        &verify(&engine, &rotated, &t).unwrap()
+    ));
+}

@@ -1,9 +1,10 @@
 //! A bounded cache of parsed caveats, keyed by caveat text.
 //!
 //! Parsing a caveat (compiling globs and field paths, checking an enforcer's parameters) is a
-//! pure function of its text and the loaded enforcers, and costs far more than a lookup. The
-//! HMAC chain is still verified on every call; only this compilation is remembered. A cache
-//! belongs to one policy snapshot, so a reload that changes the enforcers starts afresh.
+//! pure function of its text and the loaded enforcers, and costs far more than a lookup. It
+//! serves first verifications (a token already verified is remembered whole by
+//! [`super::VerifiedCache`]). A cache belongs to one policy snapshot, so a reload that
+//! changes the enforcers starts afresh.
 
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -7,6 +7,7 @@
 //! MAC can never be confused with a macaroon signature.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hmac::{Hmac, Mac};
 use libmacaroon::MacaroonKey;
@@ -92,6 +93,14 @@ impl RootKey {
 pub struct Keyring {
     current: RootKey,
     retired: Vec<RootKey>,
+    /// Names this exact set of keys (see [`Keyring::generation`]).
+    generation: u64,
+}
+
+/// A generation number no keyring built so far has had.
+fn next_generation() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 impl Keyring {
@@ -104,7 +113,11 @@ impl Keyring {
             }
             seen.push(k.id());
         }
-        Ok(Keyring { current, retired })
+        Ok(Keyring {
+            current,
+            retired,
+            generation: next_generation(),
+        })
     }
 
     /// Loads the current key from the variable named by `config.secret_key_env` and every
@@ -163,6 +176,7 @@ impl Keyring {
         Keyring {
             current: key,
             retired: Vec::new(),
+            generation: next_generation(),
         }
     }
 
@@ -176,6 +190,13 @@ impl Keyring {
         std::iter::once(&self.current)
             .chain(&self.retired)
             .find(|k| &*k.id == id)
+    }
+
+    /// Unique to each keyring built (a clone, which holds the same keys, keeps it). A keyring
+    /// cannot change after it is built, so a cached verification tagged with this number can
+    /// never answer for another key set, such as one with a retired key removed.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Ids of the retired keys, for diagnostics.

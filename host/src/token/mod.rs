@@ -37,6 +37,7 @@ pub mod identifier;
 mod key;
 mod mint;
 mod session;
+mod verified_cache;
 mod verify;
 
 pub use cache::CaveatCache;
@@ -52,6 +53,7 @@ pub use mint::{
     expires_caveat, mint, parse_ttl,
 };
 pub use session::SessionTokens;
+pub use verified_cache::VerifiedCache;
 pub(crate) use verify::rfc3339;
 pub use verify::{VerifiedToken, VerifyOptions, verify, verify_macaroon};
 

@@ -51,7 +51,8 @@ pub struct VerifiedToken {
     pub grants: Vec<Grant>,
     /// Things worth telling an operator (a grant under a removed key was ignored, ...).
     pub notes: Vec<String>,
-    macaroon: Macaroon,
+    /// Shared, so handing out a cached verification does not copy every caveat.
+    macaroon: Arc<Macaroon>,
 }
 
 impl VerifiedToken {
@@ -80,7 +81,7 @@ impl VerifiedToken {
     /// [`crate::Decision`], which go back to the client with its token). Needs no key;
     /// the caveats only restrict.
     pub fn with_caveats(&self, caveats: &[String]) -> Result<String, TokenError> {
-        let mut m = self.macaroon.clone();
+        let mut m = (*self.macaroon).clone();
         super::mint::attenuate(&mut m, caveats, None, 0)?;
         super::mint::encode(&m, false)
     }
@@ -105,7 +106,8 @@ static CHAIN: LazyLock<Verifier> = LazyLock::new(|| {
 /// Verifies a serialized token and its discharges.
 ///
 /// `cache` and `catalog` compile policy caveats (the catalog lists the enforcers they may
-/// name). Every call checks the whole HMAC chain; only caveat compilation is cached.
+/// name). Every call checks the whole HMAC chain; only caveat compilation is cached (the
+/// engine's [`crate::engine::Snapshot::verify_token`] also remembers successes).
 pub fn verify(
     keys: &Keyring,
     token: &str,
@@ -202,7 +204,7 @@ pub fn verify_macaroon(
         tools: found.tools,
         grants: found.grants,
         notes: found.notes,
-        macaroon: m,
+        macaroon: Arc::new(m),
     })
 }
 
