@@ -57,8 +57,10 @@ run token inspect "$token" --verify
 run eval --config policies/email-compact.yaml --tool list_contacts --token "$token"
 run eval --config policies/email-compact.yaml --tool send_email --token "$token"
 step "portcullis eval --config policies/email-compact.yaml --tool send_email --token \$token --grant accept"
-granted=$("$bin" --log off eval --config policies/email-compact.yaml --tool send_email \
-  --token "$token" --grant accept | sed -n 's/^token:   //p')
+# The decision is still elicit (exit 3): the user is answering it; the new token is the output.
+granted=$({ "$bin" --log off eval --config policies/email-compact.yaml --tool send_email \
+  --token "$token" --grant accept || true; } | sed -n 's/^token:   //p')
+[ -n "$granted" ] || { echo "demo: eval --grant accept printed no token" >&2; exit 1; }
 echo "new token with a sealed grant: $granted"
 run eval --config policies/email-compact.yaml --tool send_email --token "$granted"
 
