@@ -13,39 +13,11 @@ use portcullis::wasm::Runtime;
 use portcullis::{Engine, Request, Subject, ToolResult};
 use serde_json::json;
 
+mod harness;
+use harness::{measure, percentiles};
+
 #[path = "../tests/common/mod.rs"]
 mod common;
-
-fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
-    (at(0.50), at(0.99))
-}
-
-fn measure(label: &str, n: usize, mut f: impl FnMut()) {
-    // `cargo bench --bench enforcers -- sql` runs only the matching measurements.
-    if let Some(filter) = std::env::args().skip(1).find(|a| !a.starts_with('-'))
-        && !label.contains(&filter)
-    {
-        return;
-    }
-    for _ in 0..n / 10 {
-        f();
-    }
-    let samples: Vec<Duration> = (0..n)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed()
-        })
-        .collect();
-    let (p50, p99) = percentiles(samples);
-    println!(
-        "{label:<48} p50 {:>9.1} µs   p99 {:>9.1} µs   (n={n})",
-        p50.as_secs_f64() * 1e6,
-        p99.as_secs_f64() * 1e6
-    );
-}
 
 fn main() {
     let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../enforcers/dist");

@@ -5,12 +5,15 @@
 //! Run: `cargo bench -p portcullis --bench tokens`
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use portcullis::token::{self, Keyring, MintSpec, RootKey, VerifyOptions};
 use portcullis::{Effect, Engine};
 use serde_json::json;
+
+mod harness;
+use harness::measure;
 
 const POLICY: &str = r#"
 config:
@@ -24,36 +27,6 @@ policies:
 
 /// 2027-01-15T08:00:00Z.
 const NOW: u64 = 1_800_000_000_000;
-
-fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
-    (at(0.50), at(0.99))
-}
-
-fn measure(label: &str, n: usize, mut f: impl FnMut()) {
-    if let Some(filter) = std::env::args().skip(1).find(|a| !a.starts_with('-'))
-        && !label.contains(&filter)
-    {
-        return;
-    }
-    for _ in 0..n / 10 {
-        f();
-    }
-    let samples: Vec<Duration> = (0..n)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed()
-        })
-        .collect();
-    let (p50, p99) = percentiles(samples);
-    println!(
-        "{label:<58} p50 {:>7.2} µs   p99 {:>7.2} µs   (n={n})",
-        p50.as_secs_f64() * 1e6,
-        p99.as_secs_f64() * 1e6
-    );
-}
 
 fn main() {
     let keys = Keyring::new(

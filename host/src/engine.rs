@@ -325,6 +325,26 @@ impl Snapshot {
     }
 
     /// Runs one enforcer rule, server or token, and records its verdict.
+    /// The rules of one phase that name this call's tool: the server's candidates (with their
+    /// positions, for the per-rule caveat records), then the token's own rules.
+    fn phase_rules<'a>(
+        &'a self,
+        cands: &'a Candidates,
+        phase: Phase,
+        req: &'a Request,
+        token: Option<&'a VerifiedToken>,
+    ) -> impl Iterator<Item = (&'a Rule, Option<usize>)> + 'a {
+        let server = cands
+            .iter()
+            .map(|&i| (&self.policy.rules[i as usize], Some(i as usize)));
+        let from_token = token
+            .into_iter()
+            .flat_map(|tok| tok.rules.iter())
+            .filter(move |r| r.phase == phase && r.tools.iter().any(|p| p.matches(&req.tool)))
+            .map(|r| (&**r, None));
+        server.chain(from_token)
+    }
+
     fn run_enforcer(
         &self,
         t: &mut Tally,
@@ -365,15 +385,7 @@ impl Snapshot {
         let mut t = Tally::new();
         let mut budgets: SmallVec<[Budget<'_>; 2]> = SmallVec::new();
         let mut enforcer_rules: SmallVec<[EnforcerRule<'_>; 4]> = SmallVec::new();
-        let token_rules = token
-            .into_iter()
-            .flat_map(|tok| tok.rules.iter())
-            .filter(|r| r.phase == Phase::Before && r.tools.iter().any(|p| p.matches(&req.tool)))
-            .map(|r| (&**r, None));
-        let server_rules = cands
-            .iter()
-            .map(|&i| (&self.policy.rules[i as usize], Some(i as usize)));
-        for (rule, position) in server_rules.chain(token_rules) {
+        for (rule, position) in self.phase_rules(&cands, Phase::Before, req, token) {
             if !applies(rule, req, &mut t.notes) {
                 continue;
             }
@@ -496,15 +508,7 @@ impl Snapshot {
         let mut t = Tally::new();
         let mut fields: SmallVec<[FieldRule<'_>; 8]> = SmallVec::new();
         let mut enforcer_rules: SmallVec<[EnforcerRule<'_>; 4]> = SmallVec::new();
-        let token_rules = token
-            .into_iter()
-            .flat_map(|tok| tok.rules.iter())
-            .filter(|r| r.phase == Phase::After && r.tools.iter().any(|p| p.matches(&req.tool)))
-            .map(|r| (&**r, None));
-        let server_rules = cands
-            .iter()
-            .map(|&i| (&self.policy.rules[i as usize], Some(i as usize)));
-        for (rule, position) in server_rules.chain(token_rules) {
+        for (rule, position) in self.phase_rules(&cands, Phase::After, req, token) {
             if !applies(rule, req, &mut t.notes) {
                 continue;
             }

@@ -8,7 +8,7 @@ mod mcp_fixture;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use mcp_fixture::FixtureServer;
+use mcp_fixture::{FixtureServer, call, text};
 use portcullis::Engine;
 use portcullis::mcp::{PolicyLayer, TOKEN_META_KEY};
 use rmcp::model::*;
@@ -128,19 +128,6 @@ fn connect_2026(policy: &str, client: TestClient) -> RunningService<RoleClient, 
         let _ = server.waiting().await;
     });
     serve_directly::<RoleClient, _, _, _, _>(client, client_io, Some(server_info.into()))
-}
-
-fn call(name: &str, args: Value) -> CallToolRequestParams {
-    let Value::Object(m) = args else { panic!() };
-    CallToolRequestParams::new(name.to_string()).with_arguments(m)
-}
-
-fn text(r: &CallToolResult) -> String {
-    r.content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 #[tokio::test]

@@ -3,6 +3,8 @@
 
 #![allow(deprecated)]
 
+mod mcp_fixture;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -14,6 +16,8 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientHandler, ErrorData as McpError, ServiceExt};
 use serde_json::{Value, json};
+
+use mcp_fixture::{call, text};
 
 const API_KEY: &str = "test-key-0123456789abcdef";
 
@@ -96,19 +100,6 @@ async fn stdio_proxy(config: &Path, extra: &[&str]) -> RunningService<RoleClient
         .arg(fixture_server());
     let transport = TokioChildProcess::new(cmd).unwrap();
     Client.serve(transport).await.unwrap()
-}
-
-fn call(name: &str, args: Value) -> CallToolRequestParams {
-    let Value::Object(m) = args else { panic!() };
-    CallToolRequestParams::new(name.to_string()).with_arguments(m)
-}
-
-fn text(r: &CallToolResult) -> String {
-    r.content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// The things every transport must get right, through one connected client.

@@ -635,20 +635,13 @@ impl<H: ServerHandler> ServerHandler for Policed<H> {
     ) -> Result<ListPromptsResult, McpError> {
         let identity = self.identify(&context)?;
         let mut result = self.inner.list_prompts(request, context).await?;
-        let snapshot = self.layer.engine.snapshot();
-        if snapshot.config().hide_denied_tools && visibility::polices(&snapshot, PROMPT_PREFIX) {
-            let now = now_unix_ms();
-            result.prompts.retain(|p| {
-                let name = format!("{PROMPT_PREFIX}{}", p.name);
-                visibility::may_call(
-                    &snapshot,
-                    &identity.subject,
-                    identity.token.as_deref(),
-                    &name,
-                    now,
-                )
-            });
-        }
+        hide_uncallable(
+            &self.layer.engine,
+            &identity,
+            PROMPT_PREFIX,
+            &mut result.prompts,
+            |p| &p.name,
+        );
         Ok(result)
     }
 
@@ -659,20 +652,13 @@ impl<H: ServerHandler> ServerHandler for Policed<H> {
     ) -> Result<ListResourcesResult, McpError> {
         let identity = self.identify(&context)?;
         let mut result = self.inner.list_resources(request, context).await?;
-        let snapshot = self.layer.engine.snapshot();
-        if snapshot.config().hide_denied_tools && visibility::polices(&snapshot, RESOURCE_PREFIX) {
-            let now = now_unix_ms();
-            result.resources.retain(|r| {
-                let name = format!("{RESOURCE_PREFIX}{}", r.uri);
-                visibility::may_call(
-                    &snapshot,
-                    &identity.subject,
-                    identity.token.as_deref(),
-                    &name,
-                    now,
-                )
-            });
-        }
+        hide_uncallable(
+            &self.layer.engine,
+            &identity,
+            RESOURCE_PREFIX,
+            &mut result.resources,
+            |r| &r.uri,
+        );
         Ok(result)
     }
 
@@ -863,6 +849,35 @@ fn adjust_tool(
     if schema::adjust(&mut copy, &paths, mode) {
         *schema = Arc::new(copy);
     }
+}
+
+/// Drops the listed prompts or resources (named `prefix` + `name(item)`) that this caller could
+/// never get, when the policy polices that kind and `hide_denied_tools` is on.
+fn hide_uncallable<T>(
+    engine: &Engine,
+    identity: &Identity,
+    prefix: &str,
+    items: &mut Vec<T>,
+    name: impl Fn(&T) -> &str,
+) {
+    let snapshot = engine.snapshot();
+    if !snapshot.config().hide_denied_tools || !visibility::polices(&snapshot, prefix) {
+        return;
+    }
+    let now = now_unix_ms();
+    let mut target = String::new();
+    items.retain(|item| {
+        target.clear();
+        target.push_str(prefix);
+        target.push_str(name(item));
+        visibility::may_call(
+            &snapshot,
+            &identity.subject,
+            identity.token.as_deref(),
+            &target,
+            now,
+        )
+    });
 }
 
 #[cfg(test)]

@@ -203,3 +203,20 @@ impl ServerHandler for FixtureServer {
         .into())
     }
 }
+
+/// Client side, for the tests: a tools/call request for `name` with object `args`.
+pub fn call(name: &str, args: Value) -> CallToolRequestParams {
+    let Value::Object(m) = args else {
+        panic!("tool arguments must be a JSON object")
+    };
+    CallToolRequestParams::new(name.to_string()).with_arguments(m)
+}
+
+/// Client side, for the tests: every text item of a result, one per line.
+pub fn text(r: &CallToolResult) -> String {
+    r.content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
