@@ -299,13 +299,14 @@ impl Snapshot {
     /// snapshot's cache. A token (with the same discharges and keyring) this snapshot already
     /// verified is not verified again: its expiry and the expected user are re-checked
     /// against `opts`, and anything else is verified in full (see [`VerifiedCache`]).
-    pub fn verify_token(
+    /// Shared, so a remembered verification is handed out without copying it.
+    pub fn verify_token_shared(
         &self,
         keys: &Keyring,
         token: &str,
         discharges: &[&str],
         opts: &VerifyOptions<'_>,
-    ) -> Result<VerifiedToken, TokenError> {
+    ) -> Result<Arc<VerifiedToken>, TokenError> {
         self.token_verified
             .get_or_verify(keys, token, discharges, opts, || {
                 token::verify(
@@ -317,6 +318,18 @@ impl Snapshot {
                     &*self.enforcers,
                 )
             })
+    }
+
+    /// [`Snapshot::verify_token_shared`], owned.
+    pub fn verify_token(
+        &self,
+        keys: &Keyring,
+        token: &str,
+        discharges: &[&str],
+        opts: &VerifyOptions<'_>,
+    ) -> Result<VerifiedToken, TokenError> {
+        self.verify_token_shared(keys, token, discharges, opts)
+            .map(Arc::unwrap_or_clone)
     }
 
     /// Number of verifications this snapshot remembers (for diagnostics).
@@ -843,6 +856,20 @@ impl Engine {
         self.snapshot
             .load()
             .verify_token(keys, token, discharges, opts)
+    }
+
+    /// [`Engine::verify_token`], shared: no copy of a remembered verification (the MCP
+    /// layer's per-request path).
+    pub fn verify_token_shared(
+        &self,
+        keys: &Keyring,
+        token: &str,
+        discharges: &[&str],
+        opts: &VerifyOptions<'_>,
+    ) -> Result<Arc<VerifiedToken>, TokenError> {
+        self.snapshot
+            .load()
+            .verify_token_shared(keys, token, discharges, opts)
     }
 
     /// The decision for a call whose token was refused: deny, with the reason. Emits one

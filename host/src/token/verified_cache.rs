@@ -99,10 +99,10 @@ impl VerifiedCache {
         discharges: &[&str],
         opts: &VerifyOptions<'_>,
         verify: impl FnOnce() -> Result<VerifiedToken, TokenError>,
-    ) -> Result<VerifiedToken, TokenError> {
+    ) -> Result<Arc<VerifiedToken>, TokenError> {
         let size = token.len() + discharges.iter().map(|d| d.len()).sum::<usize>();
         if size > MAX_CACHED_BYTES {
-            return verify();
+            return verify().map(Arc::new);
         }
         let generation = keys.generation();
         let hash = self.hasher.hash_one((generation, token, discharges));
@@ -125,18 +125,18 @@ impl VerifiedCache {
         if let Some(v) = hit
             && opts.user.is_none_or(|u| u == v.identifier.user)
         {
-            return Ok((*v).clone());
+            return Ok(v);
         }
         // A miss, an expired entry or another user: verify in full (outside the lock), so
         // any error is exactly what an uncached verification reports.
-        let verified = verify()?;
+        let verified = Arc::new(verify()?);
         self.lock().put(
             hash,
             Entry {
                 keyring: generation,
                 token: Box::from(token.as_bytes()),
                 discharges: discharges.iter().map(|d| Box::from(d.as_bytes())).collect(),
-                verified: Arc::new(verified.clone()),
+                verified: verified.clone(),
             },
         );
         Ok(verified)
@@ -187,7 +187,12 @@ mod tests {
         }
     }
 
-    fn check(cache: &VerifiedCache, keys: &Keyring, t: &str, calls: &mut usize) -> VerifiedToken {
+    fn check(
+        cache: &VerifiedCache,
+        keys: &Keyring,
+        t: &str,
+        calls: &mut usize,
+    ) -> Arc<VerifiedToken> {
         let caveats = CaveatCache::default();
         cache
             .get_or_verify(keys, t, &[], &opts(), || {
