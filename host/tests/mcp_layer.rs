@@ -389,3 +389,185 @@ async fn policy_swap_changes_the_next_decision() {
         .unwrap();
     assert_eq!(r.is_error, Some(true));
 }
+
+const ROOT_KEY: &str = "mcp-layer-test-root-key-0123456789abcdef";
+
+fn keys() -> portcullis::token::Keyring {
+    portcullis::token::Keyring::new(
+        portcullis::token::RootKey::from_secret("k1", ROOT_KEY.as_bytes()).unwrap(),
+        vec![],
+    )
+    .unwrap()
+}
+
+fn mint(user: &str) -> String {
+    use portcullis::token::{MintSpec, UncheckedEnforcers, encode, mint};
+    let spec = MintSpec {
+        user: user.into(),
+        ..MintSpec::default()
+    };
+    encode(
+        &mint(
+            &keys(),
+            &spec,
+            portcullis::request::now_unix_ms(),
+            &UncheckedEnforcers,
+        )
+        .unwrap(),
+        false,
+    )
+    .unwrap()
+}
+
+/// A layer in auth mode `macaroon` over stdio (the token comes from the server's environment,
+/// as `PORTCULLIS_TOKEN`): one "host". Each call makes a fresh host with no shared state.
+async fn connect_with_token(
+    token: &str,
+    client: TestClient,
+) -> Result<RunningService<RoleClient, TestClient>, String> {
+    use portcullis::mcp::{Authenticator, Transport};
+    use portcullis::policy::{AuthConfig, AuthMode};
+    let engine = Arc::new(Engine::from_str(POLICY, "policy.yaml").unwrap());
+    let config = AuthConfig {
+        mode: Some(AuthMode::Macaroon),
+        ..AuthConfig::default()
+    };
+    let token = token.to_string();
+    let env = move |name: &str| match name {
+        "PORTCULLIS_ROOT_KEY" => Some(ROOT_KEY.to_string()),
+        "PORTCULLIS_TOKEN" => Some(token.clone()),
+        _ => None,
+    };
+    let auth = Authenticator::from_config(&config, Transport::Stdio, &engine, &env)
+        .map_err(|e| e.to_string())?;
+    let layer = PolicyLayer::new(engine).with_authenticator(Arc::new(auth));
+    let (server_io, client_io) = tokio::io::duplex(1 << 20);
+    tokio::spawn(async move {
+        if let Ok(running) = layer.wrap(FixtureServer).serve(server_io).await {
+            let _ = running.waiting().await;
+        }
+    });
+    client.serve(client_io).await.map_err(|e| e.to_string())
+}
+
+fn meta_token(r: &CallToolResult) -> Option<String> {
+    r.meta
+        .as_ref()?
+        .0
+        .get(TOKEN_META_KEY)?
+        .as_str()
+        .map(String::from)
+}
+
+#[tokio::test]
+async fn an_approval_becomes_a_sealed_grant_in_the_token_returned_in_meta() {
+    let token = mint("ann");
+    let client_impl = TestClient::new(Some(true));
+    let asked = client_impl.asked.clone();
+    let client = connect_with_token(&token, client_impl).await.unwrap();
+    let first = client
+        .call_tool(call("delete_file", json!({"path": "a"})))
+        .await
+        .unwrap();
+    assert_eq!(text(&first), "deleted");
+    let refreshed = meta_token(&first).expect("the refreshed token comes back in _meta");
+    assert_ne!(refreshed, token);
+    // The same client, still presenting its old token: this host remembers the refreshed one.
+    let second = client
+        .call_tool(call("delete_file", json!({"path": "b"})))
+        .await
+        .unwrap();
+    assert_eq!(text(&second), "deleted");
+    assert_eq!(asked.load(Ordering::SeqCst), 1, "not asked again");
+    assert!(meta_token(&second).is_none(), "nothing new to hand back");
+
+    // Another host sharing the root key, no shared state: the refreshed token alone carries
+    // the approval.
+    let client_impl = TestClient::new(Some(false));
+    let asked_elsewhere = client_impl.asked.clone();
+    let elsewhere = connect_with_token(&refreshed, client_impl).await.unwrap();
+    let r = elsewhere
+        .call_tool(call("delete_file", json!({"path": "c"})))
+        .await
+        .unwrap();
+    assert_eq!(text(&r), "deleted");
+    assert_eq!(asked_elsewhere.load(Ordering::SeqCst), 0);
+
+    // The old token on a fresh host still asks: the approval lives in the new token only.
+    let client_impl = TestClient::new(Some(false));
+    let asked_fresh = client_impl.asked.clone();
+    let fresh = connect_with_token(&token, client_impl).await.unwrap();
+    let r = fresh
+        .call_tool(call("delete_file", json!({"path": "d"})))
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(true));
+    assert_eq!(asked_fresh.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_forged_grant_in_a_returned_token_is_refused() {
+    let token = mint("ann");
+    let client = connect_with_token(&token, TestClient::new(Some(true)))
+        .await
+        .unwrap();
+    let first = client
+        .call_tool(call("delete_file", json!({})))
+        .await
+        .unwrap();
+    let refreshed = meta_token(&first).unwrap();
+    // Move the grant to another user's token: the seal binds it to the identifier.
+    let opts = portcullis::token::VerifyOptions {
+        now_unix_ms: portcullis::request::now_unix_ms(),
+        user: None,
+    };
+    let engine = Engine::from_str(POLICY, "p.yaml").unwrap();
+    let v = engine
+        .verify_token(&keys(), &refreshed, &[], &opts)
+        .unwrap();
+    let grant = v.grants[0].to_caveat();
+    let bob = mint("bob");
+    let mut m = portcullis::token::decode(&bob, "token").unwrap();
+    // By hand: `attenuate` itself refuses to add grant-looking caveats.
+    m.add_first_party_caveat(grant.as_bytes()).unwrap();
+    let forged = portcullis::token::encode(&m, false).unwrap();
+    let client = connect_with_token(&forged, TestClient::new(Some(true)))
+        .await
+        .unwrap();
+    let err = client
+        .call_tool(call("delete_file", json!({})))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("unauthorized"), "{err}");
+    assert!(err.to_string().contains("grant"), "{err}");
+}
+
+#[tokio::test]
+async fn an_approved_field_stays_shown_for_the_token_holder() {
+    let token = mint("ann");
+    let client_impl = TestClient::new(Some(true));
+    let asked = client_impl.asked.clone();
+    let client = connect_with_token(&token, client_impl).await.unwrap();
+    let first = client
+        .call_tool(call("read_emails", json!({})))
+        .await
+        .unwrap();
+    assert_eq!(
+        first.structured_content.as_ref().unwrap()["emails"][0]["body"],
+        "the secret plan"
+    );
+    let refreshed = meta_token(&first).expect("the field grant comes back in _meta");
+    let client_impl = TestClient::new(Some(false));
+    let asked_elsewhere = client_impl.asked.clone();
+    let elsewhere = connect_with_token(&refreshed, client_impl).await.unwrap();
+    let r = elsewhere
+        .call_tool(call("read_emails", json!({})))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.structured_content.unwrap()["emails"][0]["body"],
+        "the secret plan"
+    );
+    assert_eq!(asked.load(Ordering::SeqCst), 1);
+    assert_eq!(asked_elsewhere.load(Ordering::SeqCst), 0);
+}

@@ -66,7 +66,9 @@ class Asker:
 
 
 @contextlib.asynccontextmanager
-async def session(transport: str, policy: Policy, tmp_path: Path, asker: Asker | None = None):
+async def session(transport: str, policy: Policy, tmp_path: Path, asker: Asker | None = None,
+                  token: str | None = None):
+    """A client session through a fresh proxy process (HTTP: with a macaroon bearer token)."""
     kwargs = {"elicitation_callback": asker} if asker else {}
     if transport == "stdio":
         params = StdioServerParameters(
@@ -79,7 +81,7 @@ async def session(transport: str, policy: Policy, tmp_path: Path, asker: Asker |
             yield s
     else:
         with http_proxy(policy, tmp_path / "proxy.log", env=proxy_env()) as url:
-            headers = {"Authorization": f"Bearer {mint('ann')}"}
+            headers = {"Authorization": f"Bearer {token or mint('ann')}"}
             async with httpx2.AsyncClient(headers=headers, timeout=30) as http, \
                     streamable_http_client(url, http_client=http) as (r, w), \
                     ClientSession(r, w, **kwargs) as s:
@@ -224,3 +226,45 @@ async def test_http_without_or_with_a_bad_token_gets_401(policy, tmp_path):
         assert response.status_code == 401, response.text
         assert response.headers["www-authenticate"].startswith("Bearer"), response.headers
     assert good.status_code == 200, good.text
+
+
+async def test_http_an_approval_comes_back_as_a_token_another_proxy_accepts(policy, tmp_path):
+    policy.write(BASE.replace("bf:get-sum:tool_access:allow", "bf:get-sum:tool_access:elicit"))
+    token = mint("ann")
+    asker = Asker("accept")
+    async with session("http", policy, tmp_path, asker, token=token) as s:
+        first = await s.call_tool("get-sum", {"a": 1, "b": 2})
+    assert not first.is_error, first
+    refreshed = (first.meta or {}).get("portcullis/token")
+    assert refreshed and refreshed != token, first.meta
+    # A new proxy process: no memory of the approval, only the root key. The refreshed token
+    # carries the sealed grant, so the user is not asked again.
+    never = Asker("decline")
+    async with session("http", policy, tmp_path, never, token=refreshed) as s:
+        again = await s.call_tool("get-sum", {"a": 20, "b": 22})
+    assert not again.is_error and "42" in text_of(again), again
+    assert never.messages == []
+    # The old token on a new proxy still asks (and is declined here).
+    async with session("http", policy, tmp_path, never, token=token) as s:
+        old = await s.call_tool("get-sum", {"a": 1, "b": 1})
+    assert old.is_error, old
+    assert len(never.messages) == 1
+
+
+async def test_http_a_tampered_refreshed_token_gets_401(policy, tmp_path):
+    policy.write(BASE.replace("bf:get-sum:tool_access:allow", "bf:get-sum:tool_access:elicit"))
+    async with session("http", policy, tmp_path, Asker("accept")) as s:
+        first = await s.call_tool("get-sum", {"a": 1, "b": 2})
+    refreshed = first.meta["portcullis/token"]
+    # Flip one character in the middle (inside the grant caveat or the signature chain).
+    i = len(refreshed) // 2
+    forged = refreshed[:i] + ("A" if refreshed[i] != "A" else "B") + refreshed[i + 1:]
+    init = {
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}},
+    }
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    with http_proxy(policy, tmp_path / "proxy2.log", env=proxy_env()) as url:
+        async with httpx2.AsyncClient(timeout=10) as http:
+            response = await http.post(url, json=init, headers={**headers, "Authorization": f"Bearer {forged}"})
+    assert response.status_code == 401, response.text

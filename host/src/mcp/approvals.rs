@@ -1,327 +1,246 @@
-//! The user's answers to approval prompts, and how they change decisions.
+//! The user's answers to approval prompts, kept as sealed grants in tokens.
 //!
-//! [`Approvals`] is the seam between the MCP layer and wherever answers are kept. The MCP layer
-//! asks it for decisions (so answers already given are applied) and tells it each new answer.
-//! [`MemoryApprovals`] keeps answers in process memory, per user, until `elicit_expiry`, the way
-//! the Python seed kept one macaroon per user. A token-backed implementation records answers as
-//! sealed grants instead and returns the refreshed token, which the MCP layer hands back in the
-//! result's `_meta` under [`TOKEN_META_KEY`](super::TOKEN_META_KEY).
+//! An answer is never a row in a server-side table: it is a grant caveat sealed with a key
+//! derived from the root key and appended to the caller's token ([`Engine::grant`]), so the
+//! engine applies it like any other caveat and any host holding the root key honours it.
+//!
+//! - A caller that presented a token (auth mode `macaroon`) gets the refreshed token back in
+//!   the result's `_meta` under [`TOKEN_META_KEY`](super::TOKEN_META_KEY). Clients that keep
+//!   it carry their approvals to every host; for clients that keep presenting the old token,
+//!   this process also remembers the newest token it derived from each presented one (by the
+//!   presented token's signature, so an attenuated copy does not inherit anything).
+//! - A caller without a token (modes `fixed`, `api_keys`, `jwt`, `headers`) gets a session
+//!   token held only in server memory ([`SessionTokens`]), minted the first time an answer
+//!   must be kept — the seed's "one macaroon per user", with sealed grants.
+//!
+//! Enforcer caveats returned with an allow are appended the same way, so they bind the next
+//! calls whether or not the client stores the refreshed token.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use lru::LruCache;
 use thiserror::Error;
 
-use crate::decision::{Decision, Effect, Phase, Redaction};
+use super::identity::Identity;
+use crate::decision::{Decision, Effect, Phase};
 use crate::engine::Engine;
-use crate::paths::FieldPath;
-use crate::request::Request;
-use crate::result::ToolResult;
-use crate::rules::{FieldRule, redact_result};
-use crate::token::VerifiedToken;
+use crate::request::{Request, Subject};
+use crate::token::{Keyring, RootKey, SessionTokens, TokenError, VerifiedToken, VerifyOptions};
 
 /// Why an answer could not be recorded.
 #[derive(Debug, Error)]
 #[error("cannot record the approval: {0}")]
-pub struct ApprovalError(pub String);
+pub struct ApprovalError(#[from] pub TokenError);
 
-/// Where the user's answers live, and how they change a decision.
-pub trait Approvals: Send + Sync + 'static {
-    /// The before-phase decision with earlier answers applied: an approved elicit allows.
-    fn before(&self, engine: &Engine, req: &Request, token: Option<&VerifiedToken>) -> Decision;
+/// Presented tokens whose refreshed version this process remembers.
+pub const DEFAULT_REMEMBERED: usize = 10_000;
 
-    /// The after-phase decision and result with earlier answers applied: approved fields are
-    /// shown, declined ones stay redacted.
-    fn after(
-        &self,
-        engine: &Engine,
-        req: &Request,
-        result: ToolResult,
-        token: Option<&VerifiedToken>,
-    ) -> (Decision, ToolResult);
+/// Key id of the per-process key used when no root key is configured.
+const PROCESS_KEY_ID: &str = "process";
 
-    /// Records the user's answer to an elicit `decision`. Returns a refreshed token when the
-    /// answer is kept in the caller's token (to send back to the client), `None` otherwise.
-    fn record(
-        &self,
-        engine: &Engine,
-        req: &Request,
-        decision: &Decision,
-        accepted: bool,
-        token: Option<&VerifiedToken>,
-    ) -> Result<Option<String>, ApprovalError>;
+/// Where a call's token came from, which decides where a refreshed one goes.
+#[derive(Debug, Clone)]
+enum Source {
+    /// The caller presented a token; the key is its signature.
+    Presented([u8; 32]),
+    /// A server-held session token for a caller that presented none.
+    Session,
+    /// No token at all (yet).
+    None,
 }
 
-#[derive(Clone, PartialEq, Eq, Hash)]
-struct Key {
-    user: String,
-    phase: Phase,
-    tool: String,
-    rule: Arc<str>,
+/// The token a call is decided with.
+#[derive(Debug, Clone)]
+pub struct Held {
+    /// The verified token: the presented one, the newest derived from it, or a session token.
+    pub token: Option<Arc<VerifiedToken>>,
+    source: Source,
 }
 
-#[derive(Clone, Copy)]
-struct Answer {
-    accepted: bool,
-    expires_unix_ms: u64,
+impl Held {
+    /// The token as a reference, for the engine.
+    pub fn verified(&self) -> Option<&VerifiedToken> {
+        self.token.as_deref()
+    }
 }
 
-/// Most answers kept; the oldest-expiring are dropped first when full.
-const MAX_ANSWERS: usize = 100_000;
-
-/// Answers in process memory, per user, tool and rule, each lasting `elicit_expiry`.
-#[derive(Default)]
-pub struct MemoryApprovals {
-    answers: Mutex<HashMap<Key, Answer>>,
+/// Keeps answers and appended caveats in tokens.
+pub struct Approvals {
+    keys: Keyring,
+    sessions: SessionTokens,
+    derived: Mutex<LruCache<[u8; 32], String>>,
 }
 
-impl MemoryApprovals {
-    pub fn new() -> Self {
-        Self::default()
+impl std::fmt::Debug for Approvals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Approvals")
+            .field("sessions", &self.sessions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Approvals {
+    /// Answers sealed with `keys`: the keyring tokens are verified with (mode `macaroon`), so
+    /// grants in refreshed tokens verify on every host that shares it.
+    pub fn new(keys: Keyring) -> Self {
+        Approvals {
+            keys,
+            sessions: SessionTokens::default(),
+            derived: Mutex::new(LruCache::new(
+                NonZeroUsize::new(DEFAULT_REMEMBERED).expect("nonzero"),
+            )),
+        }
     }
 
-    fn lookup(&self, req: &Request, phase: Phase, rule: &Arc<str>) -> Option<bool> {
-        let key = Key {
-            user: req.subject.user.clone(),
-            phase,
-            tool: req.tool.clone(),
-            rule: rule.clone(),
+    /// Answers sealed with a key made from `secret` that never leaves this process, for
+    /// deployments without a root key: only server-held session tokens exist there.
+    pub fn process_local(secret: &[u8; 32]) -> Self {
+        let hex = crate::token::identifier::hex(secret);
+        let key = RootKey::from_secret(PROCESS_KEY_ID, hex.as_bytes())
+            .expect("the process key id is valid");
+        Approvals::new(Keyring::new(key, Vec::new()).expect("one key has no duplicate id"))
+    }
+
+    /// The keyring answers are sealed with.
+    pub fn keys(&self) -> &Keyring {
+        &self.keys
+    }
+
+    /// The token to decide `identity`'s call with at `now_unix_ms`: the newest token this
+    /// process derived from the presented one (if it still verifies), else the presented one;
+    /// for a caller without a token, its session token if it has one.
+    pub fn held(&self, engine: &Engine, identity: &Identity, now_unix_ms: u64) -> Held {
+        let opts = VerifyOptions {
+            now_unix_ms,
+            user: Some(&identity.subject.user),
         };
-        let answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
-        answers
-            .get(&key)
-            .filter(|a| req.now_unix_ms < a.expires_unix_ms)
-            .map(|a| a.accepted)
-    }
-
-    /// Number of answers kept (expired ones included until they are pruned).
-    pub fn len(&self) -> usize {
-        self.answers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
-    }
-
-    /// True when no answer is kept.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-impl Approvals for MemoryApprovals {
-    fn before(&self, engine: &Engine, req: &Request, token: Option<&VerifiedToken>) -> Decision {
-        let mut d = engine.before_with(req, token);
-        if d.effect != Effect::Elicit {
-            return d;
-        }
-        // Only an approval of every rule that asks lets the call through; deny never gets here.
-        let asking: Vec<&Arc<str>> = d
-            .matched
-            .iter()
-            .filter(|m| m.effect == Effect::Elicit)
-            .map(|m| &m.id)
-            .collect();
-        let approved = !asking.is_empty()
-            && asking
-                .iter()
-                .all(|id| self.lookup(req, Phase::Before, id) == Some(true));
-        if approved {
-            let ids: Vec<&str> = asking.iter().map(|i| &***i).collect();
-            d.effect = Effect::Allow;
-            d.reason = format!(
-                "allowed: approved by the user earlier (rule {})",
-                ids.join(", ")
-            )
-            .into();
-            d.notes
-                .push("an earlier approval (in server memory) answered the elicit".into());
-        }
-        d
-    }
-
-    fn after(
-        &self,
-        engine: &Engine,
-        req: &Request,
-        result: ToolResult,
-        token: Option<&VerifiedToken>,
-    ) -> (Decision, ToolResult) {
-        // Keep the original only when an answer could lift a pending field.
-        let snapshot = engine.snapshot();
-        let may_lift = snapshot.rules().iter().any(|r| {
-            r.phase == Phase::After
-                && r.action == Effect::Elicit
-                && r.tools.iter().any(|p| p.matches(&req.tool))
-        });
-        let original = may_lift.then(|| result.clone());
-        let (mut d, redacted) = engine.after_with(req, result, token);
-        let Some(original) = original else {
-            return (d, redacted);
-        };
-        if d.effect != Effect::Elicit || d.pending_fields().next().is_none() {
-            return (d, redacted);
-        }
-        let mut changed = false;
-        let mut lifted: Vec<Arc<str>> = Vec::new();
-        for r in d
-            .redactions
-            .iter_mut()
-            .filter(|r| r.effect == Effect::Elicit)
-        {
-            match self.lookup(req, Phase::After, &r.rule) {
-                Some(true) => {
-                    lifted.push(r.path.clone());
-                    changed = true;
-                }
-                Some(false) => {
-                    // Declined earlier: stays redacted until the answer expires, not asked again.
-                    r.effect = Effect::Deny;
-                    changed = true;
-                }
-                None => {}
-            }
-        }
-        if !changed {
-            return (d, redacted);
-        }
-        let rewritten = d
-            .matched
-            .iter()
-            .any(|m| m.detail.as_deref() == Some("rewrote the result"));
-        let out = if lifted.is_empty() || rewritten {
-            if rewritten && !lifted.is_empty() {
-                d.notes.push(
-                    "an enforcer rewrote the result, so approved fields stay redacted".into(),
-                );
-                for r in d.redactions.iter_mut() {
-                    if lifted.contains(&r.path) {
-                        r.effect = Effect::Deny;
+        if let Some(presented) = &identity.token {
+            let sig: [u8; 32] = *presented.macaroon().signature().as_ref();
+            let derived = self.lock().get(&sig).cloned();
+            let token = match derived {
+                Some(text) => match engine.verify_token_shared(&self.keys, &text, &[], &opts) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        // Expired with the presented token, or a key it needs was retired.
+                        tracing::debug!("dropping a refreshed token that no longer verifies: {e}");
+                        self.lock().pop(&sig);
+                        presented.clone()
                     }
-                }
-            }
-            redacted
-        } else {
-            d.redactions.retain(|r| !lifted.contains(&r.path));
-            redo(
-                original,
-                &d.redactions,
-                snapshot.config().redaction,
-                &mut d.notes,
-            )
-        };
-        let pending: Vec<&str> = d.pending_fields().map(|r| &*r.path).collect();
-        if pending.is_empty() {
-            d.effect = Effect::Allow;
-            d.reason = if d.redactions.is_empty() {
-                "result returned unchanged (fields approved by the user)".into()
-            } else {
-                format!(
-                    "{} field path(s) redacted (policy or the user's earlier answer)",
-                    d.redactions.len()
-                )
-                .into()
+                },
+                None => presented.clone(),
+            };
+            return Held {
+                token: Some(token),
+                source: Source::Presented(sig),
             };
         }
-        (d, out)
+        let session = self
+            .sessions
+            .get(&identity.subject, now_unix_ms)
+            .and_then(|text| {
+                engine
+                    .verify_token_shared(&self.keys, &text, &[], &opts)
+                    .ok()
+            });
+        match session {
+            Some(v) => Held {
+                token: Some(v),
+                source: Source::Session,
+            },
+            None => Held {
+                token: None,
+                source: Source::None,
+            },
+        }
     }
 
-    fn record(
+    /// Records the user's answer to the elicit `decision` as sealed grants. Returns the
+    /// refreshed token when the caller presented one (to send back in `_meta`).
+    pub fn record(
         &self,
         engine: &Engine,
+        held: &Held,
         req: &Request,
         decision: &Decision,
         accepted: bool,
-        _token: Option<&VerifiedToken>,
     ) -> Result<Option<String>, ApprovalError> {
-        if decision.effect != Effect::Elicit {
-            return Err(ApprovalError(format!(
-                "the decision is {}, not elicit",
-                decision.effect
-            )));
-        }
-        // A declined tool is asked again next time (seed behaviour); a declined field stays
-        // redacted until the answer expires.
+        // A declined tool is asked again next time (as in the seed): nothing is stored.
         if !accepted && decision.phase == Phase::Before {
             return Ok(None);
         }
-        let expiry_ms = engine
-            .snapshot()
-            .config()
-            .elicit_expiry_secs
-            .saturating_mul(1000);
-        let answer = Answer {
-            accepted,
-            expires_unix_ms: req.now_unix_ms.saturating_add(expiry_ms),
-        };
-        let rules: Vec<Arc<str>> = match decision.phase {
-            Phase::Before => decision
-                .matched
-                .iter()
-                .filter(|m| m.effect == Effect::Elicit)
-                .map(|m| m.id.clone())
-                .collect(),
-            Phase::After => decision.pending_fields().map(|r| r.rule.clone()).collect(),
-        };
-        let mut answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
-        if answers.len() >= MAX_ANSWERS {
-            answers.retain(|_, a| req.now_unix_ms < a.expires_unix_ms);
-        }
-        if answers.len() >= MAX_ANSWERS {
-            return Err(ApprovalError(format!(
-                "{MAX_ANSWERS} unexpired answers are already kept in memory"
-            )));
-        }
-        for rule in rules {
-            answers.insert(
-                Key {
-                    user: req.subject.user.clone(),
-                    phase: decision.phase,
-                    tool: req.tool.clone(),
-                    rule,
-                },
-                answer,
-            );
-        }
-        Ok(None)
+        let base = self.base(engine, held, &req.subject, req.now_unix_ms)?;
+        let text = engine.grant(&self.keys, &base, req, decision, accepted)?;
+        Ok(self.store(held, &req.subject, text))
     }
-}
 
-/// Redacts `original` again with the given redactions (paths re-parsed from their text; they
-/// parsed when the policy loaded, so failure is not expected, and withholds everything if it
-/// happens).
-fn redo(
-    mut original: ToolResult,
-    redactions: &[Redaction],
-    mode: crate::paths::RedactMode,
-    notes: &mut Vec<String>,
-) -> ToolResult {
-    let mut parsed = Vec::with_capacity(redactions.len());
-    for r in redactions {
-        match FieldPath::parse(&r.path) {
-            Ok(p) => parsed.push((p, r)),
-            Err(e) => {
-                return ToolResult::error(format!("result withheld: {e}"));
+    /// Appends the caveats an enforcer returned with an allow to the caller's token, so they
+    /// bind the next calls. Returns the refreshed token when the caller presented one.
+    pub fn append_caveats(
+        &self,
+        engine: &Engine,
+        held: &Held,
+        req: &Request,
+        decision: &Decision,
+    ) -> Result<Option<String>, ApprovalError> {
+        if decision.effect != Effect::Allow || decision.caveats.is_empty() {
+            return Ok(None);
+        }
+        let base = self.base(engine, held, &req.subject, req.now_unix_ms)?;
+        let text = base.with_caveats(&decision.caveats)?;
+        Ok(self.store(held, &req.subject, text))
+    }
+
+    /// Number of callers with a server-held session token.
+    pub fn sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// The token an answer is appended to: the held one, or a new session token.
+    fn base(
+        &self,
+        engine: &Engine,
+        held: &Held,
+        subject: &Subject,
+        now_unix_ms: u64,
+    ) -> Result<Arc<VerifiedToken>, TokenError> {
+        if let Some(t) = &held.token {
+            return Ok(t.clone());
+        }
+        let text = self.sessions.token_for(&self.keys, subject, now_unix_ms)?;
+        let opts = VerifyOptions {
+            now_unix_ms,
+            user: Some(&subject.user),
+        };
+        engine.verify_token_shared(&self.keys, &text, &[], &opts)
+    }
+
+    /// Keeps a refreshed token where the next call finds it; returns it when it belongs to
+    /// the client.
+    fn store(&self, held: &Held, subject: &Subject, text: String) -> Option<String> {
+        match held.source {
+            Source::Presented(sig) => {
+                self.lock().put(sig, text.clone());
+                Some(text)
+            }
+            Source::Session | Source::None => {
+                self.sessions.update(subject, text);
+                None
             }
         }
     }
-    let fields: Vec<FieldRule<'_>> = parsed
-        .iter()
-        .map(|(path, r)| FieldRule {
-            path,
-            rule: &r.rule,
-            effect: r.effect,
-        })
-        .collect();
-    if !fields.is_empty() {
-        redact_result(&mut original, &fields, mode, notes);
+
+    fn lock(&self) -> MutexGuard<'_, LruCache<[u8; 32], String>> {
+        // Entries are replaced whole; a panic elsewhere cannot leave one half-written.
+        self.derived.lock().unwrap_or_else(PoisonError::into_inner)
     }
-    original
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::request::Subject;
+    use crate::result::ToolResult;
+    use crate::token::{MintSpec, UncheckedEnforcers, encode, mint};
     use serde_json::json;
 
     const POLICY: &str = r#"
@@ -333,61 +252,142 @@ policies:
   - "af:read:field_access:deny:ssn"
 "#;
 
-    fn call(tool: &str, at: u64) -> Request {
-        Request::new(Subject::user("ann"), tool, json!({})).at(at)
+    fn plain(user: &str) -> Identity {
+        Identity {
+            subject: Subject::user(user),
+            token: None,
+        }
+    }
+
+    fn call(user: &str, tool: &str, at: u64) -> Request {
+        Request::new(Subject::user(user), tool, json!({})).at(at)
+    }
+
+    fn before(store: &Approvals, engine: &Engine, id: &Identity, tool: &str, at: u64) -> Effect {
+        let held = store.held(engine, id, at);
+        engine
+            .before_with(&call(&id.subject.user, tool, at), held.verified())
+            .effect
     }
 
     #[test]
-    fn approved_tool_is_allowed_until_expiry_and_declines_ask_again() {
+    fn a_tokenless_callers_answers_live_in_a_session_token_until_expiry() {
         let engine = Engine::from_str(POLICY, "p.yaml").unwrap();
-        let store = MemoryApprovals::new();
-        let d = store.before(&engine, &call("delete", 1_000), None);
-        assert_eq!(d.effect, Effect::Elicit);
-        store
-            .record(&engine, &call("delete", 1_000), &d, false, None)
-            .unwrap();
+        let store = Approvals::process_local(&[7; 32]);
+        let ann = plain("ann");
         assert_eq!(
-            store.before(&engine, &call("delete", 2_000), None).effect,
+            before(&store, &engine, &ann, "delete", 1_000),
             Effect::Elicit
         );
-        store
-            .record(&engine, &call("delete", 2_000), &d, true, None)
-            .unwrap();
         assert_eq!(
-            store.before(&engine, &call("delete", 3_000), None).effect,
+            store.sessions(),
+            0,
+            "nothing is minted until an answer is kept"
+        );
+
+        let held = store.held(&engine, &ann, 1_000);
+        let req = call("ann", "delete", 1_000);
+        let d = engine.before_with(&req, held.verified());
+        assert_eq!(store.record(&engine, &held, &req, &d, false).unwrap(), None);
+        assert_eq!(store.sessions(), 0, "a declined tool stores nothing");
+        assert_eq!(store.record(&engine, &held, &req, &d, true).unwrap(), None);
+        assert_eq!(store.sessions(), 1);
+
+        assert_eq!(
+            before(&store, &engine, &ann, "delete", 2_000),
             Effect::Allow
         );
         assert_eq!(
-            store.before(&engine, &call("delete", 62_001), None).effect,
+            before(&store, &engine, &ann, "delete", 61_001),
             Effect::Elicit,
-            "the approval expired"
+            "the grant expired"
         );
-        let bob = Request::new(Subject::user("bob"), "delete", json!({})).at(3_000);
-        assert_eq!(store.before(&engine, &bob, None).effect, Effect::Elicit);
+        assert_eq!(
+            before(&store, &engine, &plain("bob"), "delete", 2_000),
+            Effect::Elicit,
+            "another user's answer does not count"
+        );
     }
 
     #[test]
-    fn approved_field_is_shown_declined_field_stays_redacted() {
+    fn fields_approved_are_shown_and_declined_stay_redacted() {
         let engine = Engine::from_str(POLICY, "p.yaml").unwrap();
         let result = || ToolResult::from_json_value(json!({"secret": "s3", "ssn": "123", "x": 1}));
         for (accepted, secret) in [(true, json!("s3")), (false, json!("[REDACTED]"))] {
-            let store = MemoryApprovals::new();
-            let (d, r) = store.after(&engine, &call("read", 1_000), result(), None);
+            let store = Approvals::process_local(&[7; 32]);
+            let ann = plain("ann");
+            let req = call("ann", "read", 1_000);
+            let held = store.held(&engine, &ann, 1_000);
+            let (d, r) = engine.after_with(&req, result(), held.verified());
             assert_eq!(d.effect, Effect::Elicit);
             assert_eq!(r.structured.as_ref().unwrap()["secret"], "[REDACTED]");
-            store
-                .record(&engine, &call("read", 1_000), &d, accepted, None)
-                .unwrap();
-            let (d, r) = store.after(&engine, &call("read", 2_000), result(), None);
+            store.record(&engine, &held, &req, &d, accepted).unwrap();
+
+            let req = call("ann", "read", 2_000);
+            let held = store.held(&engine, &ann, 2_000);
+            let (d, r) = engine.after_with(&req, result(), held.verified());
             assert_eq!(d.effect, Effect::Allow, "answered: not asked again");
             let s = r.structured.unwrap();
             assert_eq!(s["secret"], secret);
             assert_eq!(s["ssn"], "[REDACTED]", "denied fields stay redacted");
-            let crate::result::Content::Text(text) = &r.content[0] else {
-                panic!("text item expected")
-            };
-            let t: serde_json::Value = serde_json::from_str(text).unwrap();
-            assert_eq!(t["secret"], secret, "text and structured agree");
         }
+    }
+
+    #[test]
+    fn a_presented_token_is_refreshed_and_remembered_by_its_signature() {
+        let engine = Engine::from_str(POLICY, "p.yaml").unwrap();
+        let store = Approvals::process_local(&[7; 32]);
+        let spec = MintSpec {
+            user: "ann".into(),
+            ..MintSpec::default()
+        };
+        let text = encode(
+            &mint(store.keys(), &spec, 0, &UncheckedEnforcers).unwrap(),
+            false,
+        )
+        .unwrap();
+        let opts = VerifyOptions {
+            now_unix_ms: 1_000,
+            user: None,
+        };
+        let verified = engine
+            .verify_token(store.keys(), &text, &[], &opts)
+            .unwrap();
+        let ann = Identity {
+            subject: verified.subject.clone(),
+            token: Some(Arc::new(verified.clone())),
+        };
+        let req = call("ann", "delete", 1_000);
+        let held = store.held(&engine, &ann, 1_000);
+        let d = engine.before_with(&req, held.verified());
+        let refreshed = store
+            .record(&engine, &held, &req, &d, true)
+            .unwrap()
+            .expect("the client gets its refreshed token");
+        assert_ne!(refreshed, text);
+        // The refreshed token carries the grant on its own (any host with the key accepts it).
+        let v2 = engine
+            .verify_token(store.keys(), &refreshed, &[], &opts)
+            .unwrap();
+        assert_eq!(v2.grants.len(), 1);
+        // Presenting the old token again: this process applies the refreshed one.
+        assert_eq!(
+            before(&store, &engine, &ann, "delete", 2_000),
+            Effect::Allow
+        );
+        // An attenuated copy of the old token is another token: no grant for it.
+        let narrowed = verified.with_caveats(&["tool = *".into()]).unwrap();
+        let v3 = engine
+            .verify_token(store.keys(), &narrowed, &[], &opts)
+            .unwrap();
+        let copy = Identity {
+            subject: v3.subject.clone(),
+            token: Some(Arc::new(v3)),
+        };
+        assert_eq!(
+            before(&store, &engine, &copy, "delete", 2_000),
+            Effect::Elicit
+        );
+        assert_eq!(store.sessions(), 0, "token holders get no session token");
     }
 }

@@ -168,7 +168,7 @@ impl Authenticator {
             AuthMode::ApiKeys => Mode::ApiKeys(load_api_keys(config, env)?),
             AuthMode::Jwt => Mode::Jwt(Box::new(load_jwt(config, env)?)),
             AuthMode::Macaroon => {
-                let keys = Keyring::from_env(engine.snapshot().config())
+                let keys = Keyring::from_config(engine.snapshot().config(), |var| env(var).map(Ok))
                     .map_err(|e| AuthSetupError::Macaroon(e.to_string()))?;
                 Mode::Macaroon {
                     keys: Box::new(keys),
@@ -194,6 +194,15 @@ impl Authenticator {
         Authenticator {
             mode: Mode::Fixed(subject),
             stdio_credential: None,
+        }
+    }
+
+    /// The keyring tokens are verified with (mode `macaroon`), so approvals can be sealed
+    /// into the same tokens.
+    pub fn keyring(&self) -> Option<&Keyring> {
+        match &self.mode {
+            Mode::Macaroon { keys, .. } => Some(keys),
+            _ => None,
         }
     }
 
@@ -407,11 +416,11 @@ fn check_macaroon(keys: &Keyring, engine: &Engine, token: &str) -> Result<Identi
         user: None,
     };
     let verified = engine
-        .verify_token(keys, token, &[], &opts)
+        .verify_token_shared(keys, token, &[], &opts)
         .map_err(|e| AuthError(format!("invalid token: {e}")))?;
     Ok(Identity {
         subject: verified.subject.clone(),
-        token: Some(Arc::new(verified)),
+        token: Some(verified),
     })
 }
 

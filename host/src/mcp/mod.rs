@@ -13,7 +13,9 @@
 //! Approvals: protocol versions up to 2025-11-25 get a server-to-client `elicitation/create`
 //! with a boolean confirmation; 2026-07-28 gets an InputRequired result carrying the question
 //! and a sealed request state, resumed when the client retries. A client without elicitation
-//! is denied with "approval required". Answers are kept by an [`Approvals`] implementation.
+//! is denied with "approval required". Answers become sealed grants in the caller's token
+//! (see [`approvals`]); a caller that presented a token gets the refreshed one back in the
+//! result's `_meta` under [`TOKEN_META_KEY`].
 //!
 //! ```no_run
 //! # use std::sync::Arc;
@@ -57,7 +59,7 @@ use serde_json::{Value, json};
 use crate::decision::{Decision, Effect, Phase};
 use crate::engine::Engine;
 use crate::request::{Request, now_unix_ms};
-pub use approvals::{ApprovalError, Approvals, MemoryApprovals};
+pub use approvals::{ApprovalError, Approvals, Held};
 pub use identity::{AuthError, AuthSetupError, Authenticator, Identity, Transport};
 use state::{PhaseTag, Sealer};
 use visibility::{PROMPT_PREFIX, RESOURCE_PREFIX};
@@ -84,37 +86,37 @@ pub const ELICIT_TIMEOUT: Duration = Duration::from_secs(600);
 pub struct PolicyLayer {
     engine: Arc<Engine>,
     auth: Arc<Authenticator>,
-    approvals: Arc<dyn Approvals>,
+    approvals: Arc<Approvals>,
     sealer: Arc<Sealer>,
 }
 
 impl PolicyLayer {
-    /// A layer with a fixed `local` identity, in-memory approvals and a random sealing key.
+    /// A layer with a fixed `local` identity, answers kept in server-held session tokens under
+    /// a per-process key, and a random sealing key for request states.
     pub fn new(engine: Arc<Engine>) -> Self {
         PolicyLayer {
             engine,
             auth: Arc::new(Authenticator::fixed(crate::request::Subject::user(
                 identity::DEFAULT_FIXED_USER,
             ))),
-            approvals: Arc::new(MemoryApprovals::new()),
-            sealer: Arc::new(Sealer::random().unwrap_or_else(|_| {
-                // No OS randomness: derive a key that is at least unique to this process.
-                let seed = format!("{}:{}", std::process::id(), now_unix_ms());
-                Sealer::with_key(sha2_key(seed.as_bytes()))
-            })),
+            approvals: Arc::new(Approvals::process_local(&process_secret())),
+            sealer: Arc::new(Sealer::with_key(process_secret())),
         }
     }
 
-    /// Uses `auth` to identify callers.
+    /// Uses `auth` to identify callers. With tokens (mode `macaroon`), answers are sealed
+    /// with the same keyring, so refreshed tokens verify wherever the caller's token does.
     pub fn with_authenticator(mut self, auth: Arc<Authenticator>) -> Self {
+        if let Some(keys) = auth.keyring() {
+            self.approvals = Arc::new(Approvals::new(keys.clone()));
+        }
         self.auth = auth;
         self
     }
 
-    /// Keeps approvals in `approvals` (e.g. token grants) instead of process memory.
-    pub fn with_approvals(mut self, approvals: Arc<dyn Approvals>) -> Self {
-        self.approvals = approvals;
-        self
+    /// Where answers are kept, e.g. to count session tokens.
+    pub fn approvals(&self) -> &Arc<Approvals> {
+        &self.approvals
     }
 
     /// Seals request states with `sealer` (e.g. keyed from the token root key).
@@ -141,9 +143,16 @@ impl PolicyLayer {
     }
 }
 
-fn sha2_key(bytes: &[u8]) -> [u8; 32] {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes).into()
+/// 32 random bytes, for keys that never leave this process. Without OS randomness (which
+/// only a broken system lacks) a key at least unique to this process and moment.
+fn process_secret() -> [u8; 32] {
+    let mut key = [0u8; 32];
+    if getrandom::fill(&mut key).is_err() {
+        use sha2::Digest;
+        let seed = format!("{}:{}", std::process::id(), now_unix_ms());
+        key = sha2::Sha256::digest(seed.as_bytes()).into();
+    }
+    key
 }
 
 fn random_id() -> String {
@@ -181,6 +190,12 @@ enum Gate<T> {
     Stop(T),
 }
 
+/// Who is calling and the token their call is decided with.
+struct Caller {
+    identity: Arc<Identity>,
+    held: Held,
+}
+
 impl<H: ServerHandler> Policed<H> {
     /// The inner handler.
     pub fn inner(&self) -> &H {
@@ -204,6 +219,16 @@ impl<H: ServerHandler> Policed<H> {
             .authenticate_stdio()
             .map(Arc::new)
             .map_err(unauthorized)
+    }
+
+    /// The caller and their current token (refreshed by earlier answers, if any).
+    fn caller(&self, ctx: &RequestContext<RoleServer>) -> Result<Caller, McpError> {
+        let identity = self.identify(ctx)?;
+        let held = self
+            .layer
+            .approvals
+            .held(&self.layer.engine, &identity, now_unix_ms());
+        Ok(Caller { identity, held })
     }
 
     fn session_id(&self, ctx: &RequestContext<RoleServer>) -> String {
@@ -310,12 +335,13 @@ impl<H: ServerHandler> Policed<H> {
         }
     }
 
-    /// The before phase for any target: decide, ask if needed, record the answer.
+    /// The before phase for any target: decide, ask if needed, record the answer (or the
+    /// caveats an enforcer attached to its allow) in the caller's token.
     #[allow(clippy::too_many_arguments)]
     async fn gate<T>(
         &self,
         ctx: &RequestContext<RoleServer>,
-        identity: &Identity,
+        caller: &Caller,
         req: &Request,
         answered: Option<(PhaseTag, bool)>,
         what: &str,
@@ -323,10 +349,14 @@ impl<H: ServerHandler> Policed<H> {
         input: impl Fn(InputRequiredResult) -> T,
     ) -> Result<Gate<T>, McpError> {
         let engine = &self.layer.engine;
-        let token = identity.token.as_deref();
-        let d = self.layer.approvals.before(engine, req, token);
+        let approvals = &self.layer.approvals;
+        let d = engine.before_with(req, caller.held.verified());
         match d.effect {
-            Effect::Allow => Ok(Gate::Proceed(None)),
+            Effect::Allow => match approvals.append_caveats(engine, &caller.held, req, &d) {
+                Ok(refreshed) => Ok(Gate::Proceed(refreshed)),
+                // The enforcer allowed only on condition: without its caveats, fail closed.
+                Err(e) => Ok(Gate::Stop(deny(&d, format!("Denied: {e}")))),
+            },
             Effect::Deny => {
                 let text = format!("Denied by policy: {}", d.reason);
                 Ok(Gate::Stop(deny(&d, text)))
@@ -351,16 +381,9 @@ impl<H: ServerHandler> Policed<H> {
                         }
                     }
                 };
-                let refreshed = match self
-                    .layer
-                    .approvals
-                    .record(engine, req, &d, accepted, token)
-                {
+                let refreshed = match approvals.record(engine, &caller.held, req, &d, accepted) {
                     Ok(t) => t,
-                    Err(e) => {
-                        let text = format!("Denied: {e}");
-                        return Ok(Gate::Stop(deny(&d, text)));
-                    }
+                    Err(e) => return Ok(Gate::Stop(deny(&d, format!("Denied: {e}")))),
                 };
                 if accepted {
                     Ok(Gate::Proceed(refreshed))
@@ -377,20 +400,20 @@ impl<H: ServerHandler> Policed<H> {
         mut params: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let identity = self.identify(&ctx)?;
+        let mut caller = self.caller(&ctx)?;
         let arguments = params
             .arguments
             .clone()
             .map(Value::Object)
             .unwrap_or(Value::Null);
-        let req = self.request(&ctx, &identity, params.name.to_string(), arguments);
+        let req = self.request(&ctx, &caller.identity, params.name.to_string(), arguments);
         let answered =
             self.take_answer(&mut params.request_state, &mut params.input_responses, &req)?;
         let what = format!("tool {:?}", req.tool);
         let mut refreshed = match self
             .gate(
                 &ctx,
-                &identity,
+                &caller,
                 &req,
                 answered,
                 &what,
@@ -402,7 +425,13 @@ impl<H: ServerHandler> Policed<H> {
             Gate::Proceed(t) => t,
             Gate::Stop(r) => return Ok(r),
         };
-        let snapshot = self.layer.engine.snapshot();
+        let engine = &self.layer.engine;
+        let approvals = &self.layer.approvals;
+        if refreshed.is_some() {
+            // The after phase sees what the before phase just added to the token.
+            caller.held = approvals.held(engine, &caller.identity, req.now_unix_ms);
+        }
+        let snapshot = engine.snapshot();
         let response = self.inner.call_tool(params, ctx.clone()).await?;
         let result = match response {
             CallToolResponse::Complete(r) => r,
@@ -419,13 +448,8 @@ impl<H: ServerHandler> Policed<H> {
             other => return Ok(other),
         };
         drop(snapshot);
-        let token = identity.token.as_deref();
-        let engine = &self.layer.engine;
         let seen = convert::to_tool_result(&result);
-        let (d, mut out) = self
-            .layer
-            .approvals
-            .after(engine, &req, seen.clone(), token);
+        let (d, mut out) = engine.after_with(&req, seen.clone(), caller.held.verified());
         if d.effect == Effect::Elicit && d.pending_fields().next().is_some() {
             let fields: Vec<&str> = d.pending_fields().map(|r| &*r.path).collect();
             let accepted = match answered {
@@ -451,20 +475,12 @@ impl<H: ServerHandler> Policed<H> {
                 }
             };
             if let Some(accepted) = accepted {
-                match self
-                    .layer
-                    .approvals
-                    .record(engine, &req, &d, accepted, token)
-                {
+                match approvals.record(engine, &caller.held, &req, &d, accepted) {
                     Ok(t) => {
                         refreshed = t.or(refreshed);
                         if accepted {
-                            let (_, again) = self.layer.approvals.after(
-                                engine,
-                                &req,
-                                convert::to_tool_result(&result),
-                                token,
-                            );
+                            let held = approvals.held(engine, &caller.identity, req.now_unix_ms);
+                            let (_, again) = engine.after_with(&req, seen.clone(), held.verified());
                             out = again;
                         }
                     }
@@ -594,7 +610,7 @@ impl<H: ServerHandler> ServerHandler for Policed<H> {
         mut request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
-        let identity = self.identify(&context)?;
+        let caller = self.caller(&context)?;
         if !visibility::polices(&self.layer.engine.snapshot(), PROMPT_PREFIX) {
             return self.inner.get_prompt(request, context).await;
         }
@@ -604,7 +620,7 @@ impl<H: ServerHandler> ServerHandler for Policed<H> {
             .map(Value::Object)
             .unwrap_or(Value::Null);
         let target = format!("{PROMPT_PREFIX}{}", request.name);
-        let req = self.request(&context, &identity, target, arguments);
+        let req = self.request(&context, &caller.identity, target, arguments);
         let answered = self.take_answer(
             &mut request.request_state,
             &mut request.input_responses,
@@ -614,7 +630,7 @@ impl<H: ServerHandler> ServerHandler for Policed<H> {
         match self
             .gate(
                 &context,
-                &identity,
+                &caller,
                 &req,
                 answered,
                 &what,
@@ -623,7 +639,15 @@ impl<H: ServerHandler> ServerHandler for Policed<H> {
             )
             .await?
         {
-            Gate::Proceed(_) => self.inner.get_prompt(request, context).await,
+            Gate::Proceed(refreshed) => match self.inner.get_prompt(request, context).await? {
+                GetPromptResponse::Complete(mut r) => {
+                    if let Some(token) = refreshed {
+                        set_meta(&mut r.meta, TOKEN_META_KEY, Value::String(token));
+                    }
+                    Ok(GetPromptResponse::Complete(r))
+                }
+                other => Ok(other),
+            },
             Gate::Stop(r) => r,
         }
     }
@@ -633,11 +657,11 @@ impl<H: ServerHandler> ServerHandler for Policed<H> {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
-        let identity = self.identify(&context)?;
+        let caller = self.caller(&context)?;
         let mut result = self.inner.list_prompts(request, context).await?;
         hide_uncallable(
             &self.layer.engine,
-            &identity,
+            &caller,
             PROMPT_PREFIX,
             &mut result.prompts,
             |p| &p.name,
@@ -650,11 +674,11 @@ impl<H: ServerHandler> ServerHandler for Policed<H> {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        let identity = self.identify(&context)?;
+        let caller = self.caller(&context)?;
         let mut result = self.inner.list_resources(request, context).await?;
         hide_uncallable(
             &self.layer.engine,
-            &identity,
+            &caller,
             RESOURCE_PREFIX,
             &mut result.resources,
             |r| &r.uri,
@@ -676,22 +700,27 @@ impl<H: ServerHandler> ServerHandler for Policed<H> {
         mut request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        let identity = self.identify(&context)?;
+        let mut caller = self.caller(&context)?;
         if !visibility::polices(&self.layer.engine.snapshot(), RESOURCE_PREFIX) {
             return self.inner.read_resource(request, context).await;
         }
         let target = format!("{RESOURCE_PREFIX}{}", request.uri);
-        let req = self.request(&context, &identity, target, json!({"uri": request.uri}));
+        let req = self.request(
+            &context,
+            &caller.identity,
+            target,
+            json!({"uri": request.uri}),
+        );
         let answered = self.take_answer(
             &mut request.request_state,
             &mut request.input_responses,
             &req,
         )?;
         let what = format!("reading resource {:?}", request.uri);
-        match self
+        let refreshed = match self
             .gate(
                 &context,
-                &identity,
+                &caller,
                 &req,
                 answered,
                 &what,
@@ -700,24 +729,31 @@ impl<H: ServerHandler> ServerHandler for Policed<H> {
             )
             .await?
         {
-            Gate::Proceed(_) => {}
+            Gate::Proceed(t) => t,
             Gate::Stop(r) => return r,
+        };
+        let engine = &self.layer.engine;
+        if refreshed.is_some() {
+            caller.held = self
+                .layer
+                .approvals
+                .held(engine, &caller.identity, req.now_unix_ms);
         }
         match self.inner.read_resource(request, context).await? {
             ReadResourceResponse::Complete(result) => {
-                let engine = &self.layer.engine;
-                let (d, out) = self.layer.approvals.after(
-                    engine,
+                let (d, out) = engine.after_with(
                     &req,
                     convert::resource_to_tool_result(&result),
-                    identity.token.as_deref(),
+                    caller.held.verified(),
                 );
                 if d.effect == Effect::Deny {
                     return Err(forbidden(&d, format!("Denied by policy: {}", d.reason)));
                 }
-                Ok(ReadResourceResponse::Complete(
-                    convert::resource_from_tool_result(out, result),
-                ))
+                let mut result = convert::resource_from_tool_result(out, result);
+                if let Some(token) = refreshed {
+                    set_meta(&mut result.meta, TOKEN_META_KEY, Value::String(token));
+                }
+                Ok(ReadResourceResponse::Complete(result))
             }
             other => Ok(other),
         }
@@ -755,7 +791,7 @@ impl<H: ServerHandler> ServerHandler for Policed<H> {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let identity = self.identify(&context)?;
+        let caller = self.caller(&context)?;
         let mut result = self.inner.list_tools(request, context).await?;
         let snapshot = self.layer.engine.snapshot();
         if snapshot.config().hide_denied_tools {
@@ -763,8 +799,8 @@ impl<H: ServerHandler> ServerHandler for Policed<H> {
             result.tools.retain(|t| {
                 visibility::may_call(
                     &snapshot,
-                    &identity.subject,
-                    identity.token.as_deref(),
+                    &caller.identity.subject,
+                    caller.held.verified(),
                     &t.name,
                     now,
                 )
@@ -855,7 +891,7 @@ fn adjust_tool(
 /// never get, when the policy polices that kind and `hide_denied_tools` is on.
 fn hide_uncallable<T>(
     engine: &Engine,
-    identity: &Identity,
+    caller: &Caller,
     prefix: &str,
     items: &mut Vec<T>,
     name: impl Fn(&T) -> &str,
@@ -872,8 +908,8 @@ fn hide_uncallable<T>(
         target.push_str(name(item));
         visibility::may_call(
             &snapshot,
-            &identity.subject,
-            identity.token.as_deref(),
+            &caller.identity.subject,
+            caller.held.verified(),
             &target,
             now,
         )

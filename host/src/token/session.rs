@@ -85,6 +85,16 @@ impl SessionTokens {
         Ok(token)
     }
 
+    /// The subject's token if it has a live one with the same roles; never mints, so callers
+    /// that never needed a token cost one lookup.
+    pub fn get(&self, subject: &Subject, now_unix_ms: u64) -> Option<String> {
+        let mut entries = self.lock();
+        entries
+            .get(&subject.user)
+            .filter(|e| e.roles == subject.roles && now_unix_ms < e.expires_unix_ms)
+            .map(|e| e.token.clone())
+    }
+
     /// Stores the subject's token after it changed (a grant was appended). Its expiry stays
     /// that of the session; a subject not in the store (evicted meanwhile) is not re-added.
     pub fn update(&self, subject: &Subject, token: String) {
@@ -138,6 +148,22 @@ mod tests {
             .token_for(&keys, &ann.clone().with_role("admin"), 62_000)
             .unwrap();
         assert_ne!(t3, t2, "a change of roles mints a new token");
+        assert_eq!(
+            store.get(&ann, 63_000),
+            None,
+            "get never mints, and roles must match"
+        );
+        assert_eq!(
+            store
+                .get(&ann.clone().with_role("admin"), 63_000)
+                .as_deref(),
+            Some(&*t3)
+        );
+        assert_eq!(
+            store.get(&ann.clone().with_role("admin"), 122_000),
+            None,
+            "expired"
+        );
 
         store.update(&ann.clone().with_role("admin"), "updated".into());
         assert_eq!(
