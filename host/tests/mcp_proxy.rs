@@ -274,7 +274,7 @@ fn http_proxy(config: &Path) -> (Spawned, Spawned) {
 
 const API_KEYS_AUTH: &str = "  auth: { mode: api_keys, keys_env: TEST_API_KEYS }";
 
-/// A raw POST, to see the status line and headers an unauthenticated client gets.
+/// A raw keep-alive POST, to see the status line and headers an unauthenticated client gets.
 fn raw_post(addr: &str, auth: Option<&str>) -> String {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -284,7 +284,7 @@ fn raw_post(addr: &str, auth: Option<&str>) -> String {
         .unwrap_or_default();
     write!(
         s,
-        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n{auth}Content-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -304,8 +304,11 @@ async fn http_proxy_authenticates_polices_and_shuts_down_on_sigterm() {
         assert!(response.starts_with("HTTP/1.1 401"), "{response}");
         let lower = response.to_ascii_lowercase();
         assert!(lower.contains("www-authenticate: bearer"), "{response}");
+        // A keep-alive request still gets its connection closed: the body was never read.
+        assert!(lower.contains("connection: close"), "{response}");
     }
 
+    portcullis::proxy::install_crypto_provider();
     let transport = StreamableHttpClientTransport::from_config(
         StreamableHttpClientTransportConfig::with_uri(format!("http://{}/mcp", proxy.addr))
             .auth_header(API_KEY),
@@ -332,4 +335,138 @@ async fn http_proxy_authenticates_polices_and_shuts_down_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "exit status {status}");
+}
+
+/// A TLS terminator in front of `plain` (host:port): a fresh CA, a certificate for
+/// `localhost` signed by it, and a loopback listener that decrypts and pipes each connection.
+/// Returns the https port and the CA certificate in PEM.
+async fn tls_terminator(plain: String) -> (u16, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use tokio_rustls::TlsAcceptor;
+    use tokio_rustls::rustls::ServerConfig;
+    use tokio_rustls::rustls::pki_types::PrivateKeyDer;
+
+    portcullis::proxy::install_crypto_provider();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let config = ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+        )
+        .unwrap();
+    let acceptor = TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let plain = plain.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                if let Ok(mut upstream) = tokio::net::TcpStream::connect(&plain).await {
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
+                }
+            });
+        }
+    });
+    (port, ca.pem())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_upstream_is_verified_against_the_given_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_policy(dir.path(), &policy(""));
+    let mut upstream = std::process::Command::new(fixture_server());
+    upstream.args(["--http", "127.0.0.1:0"]);
+    let upstream = spawn_announcing(upstream, false);
+    let (port, ca_pem) = tls_terminator(upstream.addr.clone()).await;
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    let url = format!("https://localhost:{port}/mcp");
+
+    let proxy = |extra: &[&str]| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
+        cmd.args(["--log", "warn", "proxy", "--config"])
+            .arg(&config)
+            .args(["--upstream-url", &url])
+            .args(extra);
+        TokioChildProcess::new(cmd).unwrap()
+    };
+    // Trusting the CA: everything works through TLS.
+    let ca_arg = ca.to_string_lossy().to_string();
+    let client = Client
+        .serve(proxy(&[
+            "--upstream-ca",
+            &ca_arg,
+            "--upstream-header",
+            "X-Upstream-Key: k",
+        ]))
+        .await
+        .unwrap();
+    exercise(&client).await;
+    client.cancel().await.unwrap();
+
+    // Without it, the certificate is refused, and the client is told why.
+    let client = Client.serve(proxy(&[])).await;
+    let err = match client {
+        Err(e) => e.to_string(),
+        Ok(c) => c
+            .call_tool(call("echo", json!({"text": "x"})))
+            .await
+            .unwrap_err()
+            .to_string(),
+    };
+    assert!(err.contains("failed to initialize"), "{err}");
+}
+
+#[tokio::test]
+async fn a_cancelled_request_is_cancelled_upstream_too() {
+    use rmcp::model::{CallToolRequest, ClientRequest};
+    use rmcp::service::PeerRequestOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_policy(dir.path(), &policy(""));
+    let mark = dir.path().join("cancelled");
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    cmd.args(["--log", "warn", "proxy", "--config"])
+        .arg(&config)
+        .arg("--")
+        .arg(fixture_server())
+        .env(mcp_fixture::CANCEL_MARK_ENV, &mark);
+    let client = Client
+        .serve(TokioChildProcess::new(cmd).unwrap())
+        .await
+        .unwrap();
+    let request = ClientRequest::CallToolRequest(CallToolRequest::new(call("slow", json!({}))));
+    let handle = client
+        .send_cancellable_request(request, PeerRequestOptions::no_options())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!mark.exists(), "cancelled before the client asked");
+    handle.cancel(Some("changed my mind".into())).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !mark.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the upstream never saw the cancellation"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The session goes on.
+    let r = client
+        .call_tool(call("echo", json!({"text": "still here"})))
+        .await
+        .unwrap();
+    assert_eq!(text(&r), "echo: still here");
+    client.cancel().await.unwrap();
 }

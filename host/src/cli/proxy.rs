@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use crate::engine::Engine;
 use crate::mcp::http::{DEFAULT_MAX_BODY_BYTES, HttpOptions};
 use crate::mcp::{Authenticator, PolicyLayer, Transport};
-use crate::proxy::{self, ProxyOptions, UpstreamSpec};
+use crate::proxy::{self, HttpUpstream, ProxyOptions, UpstreamSpec};
 use crate::reload::Reloader;
 
 #[derive(Debug, clap::Args)]
@@ -25,9 +25,20 @@ pub struct Args {
     /// Serve streamable HTTP at http://ADDR/mcp instead of stdio.
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
-    /// Forward to a streamable-HTTP MCP server instead of a command.
+    /// Forward to a streamable-HTTP MCP server (http:// or https://) instead of a command.
     #[arg(long, value_name = "URL", conflicts_with = "command")]
     upstream_url: Option<String>,
+    /// PEM file with CA certificates to trust for an https upstream, besides the system's.
+    #[arg(long, value_name = "FILE", requires = "upstream_url")]
+    upstream_ca: Option<PathBuf>,
+    /// A header sent with every request to an HTTP upstream, as `Name: value` (repeatable),
+    /// e.g. the upstream's own credentials. Client credentials are never forwarded.
+    #[arg(
+        long = "upstream-header",
+        value_name = "HEADER",
+        requires = "upstream_url"
+    )]
+    upstream_headers: Vec<String>,
     /// `Host` values accepted over HTTP (repeatable; default: localhost, 127.0.0.1, ::1).
     #[arg(long = "allowed-host", value_name = "HOST")]
     allowed_hosts: Vec<String>,
@@ -57,7 +68,11 @@ pub fn run(args: &Args) -> u8 {
 
 fn serve(args: &Args) -> anyhow::Result<()> {
     let upstream = match (&args.upstream_url, args.command.split_first()) {
-        (Some(url), _) => UpstreamSpec::Url(url.clone()),
+        (Some(url), _) => UpstreamSpec::Url(HttpUpstream::new(
+            url,
+            args.upstream_ca.as_deref(),
+            &args.upstream_headers,
+        )?),
         (None, Some((program, rest))) => UpstreamSpec::Command {
             program: program.clone(),
             args: rest.to_vec(),

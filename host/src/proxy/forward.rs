@@ -25,9 +25,11 @@ use rmcp::model::{
 use rmcp::service::{
     NotificationContext, Peer, RequestContext, RoleClient, RoleServer, RunningService, ServiceError,
 };
-use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::transport::TokioChildProcess;
 use rmcp::{ClientHandler, ErrorData as McpError, ServerHandler, ServiceExt};
 use tokio::sync::OnceCell;
+
+use super::http_upstream::HttpUpstream;
 
 /// Where the upstream server is.
 #[derive(Debug, Clone)]
@@ -38,7 +40,22 @@ pub enum UpstreamSpec {
         args: Vec<OsString>,
     },
     /// A streamable-HTTP MCP endpoint.
-    Url(String),
+    Url(HttpUpstream),
+    /// A server in this process, reached over an in-memory pipe: no process or network hop,
+    /// so the proxy's own cost can be measured, and embedders can put any rmcp server behind
+    /// the proxy's session handling.
+    InProcess(InProcess),
+}
+
+/// Starts one in-process server per session and returns the client end of its pipe (e.g. a
+/// `tokio::io::duplex` whose other end a spawned task serves).
+#[derive(Clone)]
+pub struct InProcess(pub Arc<dyn Fn() -> tokio::io::DuplexStream + Send + Sync>);
+
+impl std::fmt::Debug for InProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InProcess(..)")
+    }
 }
 
 impl std::fmt::Display for UpstreamSpec {
@@ -51,7 +68,8 @@ impl std::fmt::Display for UpstreamSpec {
                 }
                 Ok(())
             }
-            UpstreamSpec::Url(u) => f.write_str(u),
+            UpstreamSpec::Url(u) => f.write_str(u.url()),
+            UpstreamSpec::InProcess(_) => f.write_str("in-process server"),
         }
     }
 }
@@ -167,9 +185,11 @@ impl Forwarder {
                 })?;
                 tokio::time::timeout(self.timeout, relay.serve(transport)).await
             }
-            UpstreamSpec::Url(url) => {
-                let transport = StreamableHttpClientTransport::from_uri(url.as_str());
-                tokio::time::timeout(self.timeout, relay.serve(transport)).await
+            UpstreamSpec::Url(upstream) => {
+                tokio::time::timeout(self.timeout, relay.serve(upstream.transport())).await
+            }
+            UpstreamSpec::InProcess(start) => {
+                tokio::time::timeout(self.timeout, relay.serve((start.0)())).await
             }
         };
         let service = match connected {
@@ -229,12 +249,24 @@ impl Forwarder {
         }
     }
 
-    /// Runs one upstream request under the timeout, mapping failures to clear errors.
+    /// Runs one upstream request under the timeout, mapping failures to clear errors. When the
+    /// downstream client cancels its request (`ctx.ct`), the upstream request is dropped, and
+    /// rmcp sends the upstream a `notifications/cancelled` for it.
     async fn call<T>(
         &self,
+        ctx: &RequestContext<RoleServer>,
         fut: impl Future<Output = Result<T, ServiceError>>,
     ) -> Result<T, McpError> {
-        match tokio::time::timeout(self.timeout, fut).await {
+        let outcome = tokio::select! {
+            outcome = tokio::time::timeout(self.timeout, fut) => outcome,
+            () = ctx.ct.cancelled() => {
+                return Err(McpError::internal_error(
+                    "the request was cancelled by the client; the upstream was told to stop",
+                    None,
+                ));
+            }
+        };
+        match outcome {
             Ok(Ok(v)) => Ok(v),
             // The upstream's own JSON-RPC errors pass unchanged.
             Ok(Err(ServiceError::McpError(e))) => Err(e),
@@ -290,7 +322,7 @@ impl ServerHandler for Forwarder {
         context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, McpError> {
         let peer = self.peer(&context).await?;
-        self.call(peer.complete(request)).await
+        self.call(&context, peer.complete(request)).await
     }
 
     async fn set_level(
@@ -299,7 +331,7 @@ impl ServerHandler for Forwarder {
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
         let peer = self.peer(&context).await?;
-        self.call(peer.set_level(request)).await
+        self.call(&context, peer.set_level(request)).await
     }
 
     async fn get_prompt(
@@ -308,7 +340,7 @@ impl ServerHandler for Forwarder {
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
         let peer = self.peer(&context).await?;
-        self.call(peer.get_prompt_once(request)).await
+        self.call(&context, peer.get_prompt_once(request)).await
     }
 
     async fn list_prompts(
@@ -317,7 +349,7 @@ impl ServerHandler for Forwarder {
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
         let peer = self.peer(&context).await?;
-        self.call(peer.list_prompts(request)).await
+        self.call(&context, peer.list_prompts(request)).await
     }
 
     async fn list_resources(
@@ -326,7 +358,7 @@ impl ServerHandler for Forwarder {
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
         let peer = self.peer(&context).await?;
-        self.call(peer.list_resources(request)).await
+        self.call(&context, peer.list_resources(request)).await
     }
 
     async fn list_resource_templates(
@@ -335,7 +367,8 @@ impl ServerHandler for Forwarder {
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
         let peer = self.peer(&context).await?;
-        self.call(peer.list_resource_templates(request)).await
+        self.call(&context, peer.list_resource_templates(request))
+            .await
     }
 
     async fn read_resource(
@@ -344,7 +377,7 @@ impl ServerHandler for Forwarder {
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         let peer = self.peer(&context).await?;
-        self.call(peer.read_resource_once(request)).await
+        self.call(&context, peer.read_resource_once(request)).await
     }
 
     async fn subscribe(
@@ -353,7 +386,7 @@ impl ServerHandler for Forwarder {
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
         let peer = self.peer(&context).await?;
-        self.call(peer.subscribe(request)).await
+        self.call(&context, peer.subscribe(request)).await
     }
 
     async fn unsubscribe(
@@ -362,7 +395,7 @@ impl ServerHandler for Forwarder {
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
         let peer = self.peer(&context).await?;
-        self.call(peer.unsubscribe(request)).await
+        self.call(&context, peer.unsubscribe(request)).await
     }
 
     async fn call_tool(
@@ -371,7 +404,7 @@ impl ServerHandler for Forwarder {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let peer = self.peer(&context).await?;
-        self.call(peer.call_tool_once(request)).await
+        self.call(&context, peer.call_tool_once(request)).await
     }
 
     async fn list_tools(
@@ -380,7 +413,7 @@ impl ServerHandler for Forwarder {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         let peer = self.peer(&context).await?;
-        self.call(peer.list_tools(request)).await
+        self.call(&context, peer.list_tools(request)).await
     }
 
     async fn get_task(
@@ -389,7 +422,7 @@ impl ServerHandler for Forwarder {
         context: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, McpError> {
         let peer = self.peer(&context).await?;
-        self.call(peer.get_task(request)).await
+        self.call(&context, peer.get_task(request)).await
     }
 
     async fn update_task(
@@ -398,7 +431,7 @@ impl ServerHandler for Forwarder {
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
         let peer = self.peer(&context).await?;
-        self.call(peer.update_task(request)).await
+        self.call(&context, peer.update_task(request)).await
     }
 
     async fn cancel_task(
@@ -407,7 +440,7 @@ impl ServerHandler for Forwarder {
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
         let peer = self.peer(&context).await?;
-        self.call(peer.cancel_task(request)).await
+        self.call(&context, peer.cancel_task(request)).await
     }
 
     async fn on_progress(

@@ -12,6 +12,7 @@
 //! processes and exit cleanly.
 
 mod forward;
+mod http_upstream;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +21,8 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use forward::{Forwarder, Relay, UpstreamSpec};
+pub use forward::{Forwarder, InProcess, Relay, UpstreamSpec};
+pub use http_upstream::{HttpUpstream, UpstreamError, install_crypto_provider};
 
 use crate::mcp::PolicyLayer;
 use crate::mcp::http::{self, HttpOptions};

@@ -13,6 +13,9 @@ use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{ErrorData as McpError, ServerHandler};
 use serde_json::{Value, json};
 
+/// When set, `slow` writes this file if its request is cancelled.
+pub const CANCEL_MARK_ENV: &str = "FIXTURE_CANCEL_MARK";
+
 #[derive(Clone, Default)]
 pub struct FixtureServer;
 
@@ -137,7 +140,16 @@ impl ServerHandler for FixtureServer {
                 CallToolResult::success(vec![ContentBlock::text(format!("hello {name}"))])
             }
             "slow" => {
-                tokio::time::sleep(Duration::from_secs(600)).await;
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(600)) => {}
+                    () = context.ct.cancelled() => {
+                        // Tells the proxy tests that a cancellation reached the upstream.
+                        if let Ok(path) = std::env::var(CANCEL_MARK_ENV) {
+                            let _ = std::fs::write(path, "cancelled");
+                        }
+                        return Err(McpError::internal_error("cancelled", None));
+                    }
+                }
                 CallToolResult::success(vec![ContentBlock::text("too late")])
             }
             "crash" => std::process::exit(3),
