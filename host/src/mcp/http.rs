@@ -107,6 +107,9 @@ pub fn unauthorized(reason: &str) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    // The request body was not read, so the connection cannot be reused: say so, or a client
+    // that sends its next request on it races the server closing it.
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     headers.insert(
         header::WWW_AUTHENTICATE,
         HeaderValue::from_str(&challenge)
