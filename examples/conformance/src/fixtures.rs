@@ -110,7 +110,7 @@ pub fn tools() -> Vec<Tool> {
         ),
         Tool::new(
             "test_reconnection",
-            "Answers after a short pause, for the SSE polling scenario (SEP-1699)",
+            "Answers after a few seconds; the bare server closes its stream first (SEP-1699)",
             no_arguments(),
         ),
         Tool::new(
@@ -297,6 +297,18 @@ fn completion_candidates(argument: &str) -> &'static [&'static str] {
     }
 }
 
+/// How long `test_reconnection` works: past the `retry` interval rmcp's HTTP service
+/// advertises (3 s), so a client that honours `retry` before reconnecting (rmcp's own, inside
+/// `portcullis proxy`) is back before the result exists. rmcp 3.9's session worker drops a
+/// request's event cache as soon as the response is sent, so a reconnect after that finds
+/// nothing to replay; see `polling`.
+pub fn reconnection_work() -> Duration {
+    let retry = rmcp::transport::StreamableHttpServerConfig::default()
+        .sse_retry
+        .unwrap_or_default();
+    retry + Duration::from_millis(500)
+}
+
 fn text_result(text: impl Into<String>) -> CallToolResult {
     CallToolResult::success(vec![ContentBlock::text(text)])
 }
@@ -481,7 +493,7 @@ impl ConformanceServer {
                 text_result(format!("Elicitation completed: {}", elicit_text(&answer)))
             }
             "test_reconnection" => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                tokio::time::sleep(reconnection_work()).await;
                 text_result("Reconnection test completed")
             }
             JSON_SCHEMA_TOOL => text_result(format!("received {}", Value::Object(args.clone()))),

@@ -12,6 +12,7 @@
 //! The address actually bound is printed on stderr as `serving http://ADDR/mcp`.
 
 mod fixtures;
+mod polling;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,11 +24,11 @@ use clap::Parser;
 use portcullis::Engine;
 use portcullis::mcp::http::{self, DEFAULT_MAX_BODY_BYTES, HttpOptions};
 use portcullis::mcp::{Authenticator, PolicyLayer, Transport};
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
 use fixtures::ConformanceServer;
+use polling::PollingSessions;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -123,7 +124,8 @@ fn policed(
 }
 
 /// The fixtures with no layer: rmcp's service configured like `portcullis::mcp::http::router`
-/// configures it, so a difference in results is the layer's doing.
+/// configures it, so a difference in results is the layer's doing. Its session manager adds the
+/// SSE polling disconnect of `test_reconnection` (see [`polling`]).
 fn bare(options: &HttpOptions, shutdown: CancellationToken) -> Router {
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(options.allowed_hosts.clone())
@@ -133,7 +135,7 @@ fn bare(options: &HttpOptions, shutdown: CancellationToken) -> Router {
         .with_cancellation_token(shutdown);
     let service = StreamableHttpService::new(
         || Ok(ConformanceServer::default()),
-        Arc::new(LocalSessionManager::default()),
+        Arc::new(PollingSessions::default()),
         config,
     );
     Router::new().nest_service(http::ENDPOINT, service)
