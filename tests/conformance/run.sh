@@ -36,9 +36,13 @@ rm -rf "$out" && mkdir -p "$out/bin"
 cp "$target/debug/conformance-server" "$target/debug/portcullis" "$out/bin/"
 
 pids=()
+# Newest first: the proxy ends its upstream session while the bare server is still there.
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  local i
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill "${pids[i]}" 2>/dev/null || true
+    wait "${pids[i]}" 2>/dev/null || true
+  done
 }
 trap cleanup EXIT
 
