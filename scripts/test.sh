@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check CI runs: builds the WebAssembly enforcers, then formatting, clippy with
-# warnings as errors, and all tests (host, Rust guests natively, the JavaScript guest, and the
-# end-to-end tests with a real MCP client and upstream server).
+# warnings as errors, and all tests (host, Rust guests natively, the JavaScript guest, the
+# end-to-end tests with a real MCP client and upstream server, and the MCP conformance suite).
 # Usage: bash scripts/test.sh        (from anywhere inside the repository)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,8 +30,12 @@ echo "== node --test (pii_guard)"
 (cd enforcers/pii_guard && PII_GUARD_REQUIRE_COMPONENT=1 npm test --silent) 2>&1 | tee -a "$log"
 echo "== end-to-end: portcullis proxy, Python MCP SDK client, server-everything upstream"
 bash tests/e2e/run.sh 2>&1 | tee -a "$log"
+echo "== MCP conformance suite: bare server, embedded PolicyLayer, portcullis proxy"
+bash tests/conformance/run.sh 2>&1 | tee -a "$log"
 # Fail loudly if a runner silently ran nothing.
 grep -q "^test result: ok\. [1-9]" "$log" || { echo "no Rust tests ran" >&2; exit 1; }
 grep -qE "^# pass [1-9]" "$log" || { echo "no JavaScript tests ran" >&2; exit 1; }
 grep -qE "[1-9][0-9]* passed" "$log" || { echo "no end-to-end tests ran" >&2; exit 1; }
+grep -q "^conformance: every setup matches its baseline" "$log" || {
+  echo "the conformance suite did not run" >&2; exit 1; }
 rm -f "$log"
