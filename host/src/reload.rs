@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use notify::RecursiveMode;
+use notify::event::{AccessKind, AccessMode, EventKind};
 use notify_debouncer_full::{DebounceEventResult, new_debouncer};
 
 use crate::engine::{Engine, Snapshot, load_snapshot};
@@ -135,6 +136,7 @@ impl Reloader {
             let relevant = match result {
                 Ok(events) => events
                     .iter()
+                    .filter(|e| changes_content(&e.kind))
                     .flat_map(|e| e.paths.iter())
                     .any(|p| filter.concerns(p)),
                 // A watcher error may have lost events: reload to be safe.
@@ -177,6 +179,16 @@ impl Reloader {
 
     pub fn stats(&self) -> &ReloadStats {
         &self.shared.stats
+    }
+}
+
+/// Whether an event can mean new content. Reads are not changes: a reload reads the policy
+/// and the enforcers, so counting its own opens and closes would reload forever.
+fn changes_content(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
     }
 }
 

@@ -197,3 +197,26 @@ fn reload_under_load() {
     assert!(reloads() >= 5, "reloads counted: {}", reloads());
     eprintln!("reload latencies (file written -> decision visible): {latencies:?}");
 }
+
+/// Reading the policy (as every reload does, and as `cat` or a backup tool would) is not a
+/// change: it must not start a reload, let alone a loop of them.
+#[test]
+fn reading_the_files_does_not_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    put(&policy, b"policies:\n  - \"bf:t:tool_access:allow\"\n");
+    let engine = Arc::new(Engine::from_file(&policy).unwrap());
+    let reloader = Reloader::start(engine, policy.clone(), None, |_| {}).unwrap();
+    let reloads = || reloader.stats().reloads.load(Ordering::Relaxed);
+    reloader.reload_now().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let settled = reloads();
+    for _ in 0..5 {
+        let _ = std::fs::read(&policy).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(reloads(), settled, "reads started reloads");
+    // A real change still reloads.
+    put(&policy, b"policies:\n  - \"bf:t:tool_access:deny\"\n");
+    within_a_second("the change reloads", || reloads() > settled);
+}
