@@ -470,3 +470,83 @@ async fn a_cancelled_request_is_cancelled_upstream_too() {
     assert_eq!(text(&r), "echo: still here");
     client.cancel().await.unwrap();
 }
+
+/// A client that records the progress it is sent.
+#[derive(Clone, Default)]
+struct Watcher(std::sync::Arc<std::sync::Mutex<Vec<ProgressNotificationParam>>>);
+
+impl ClientHandler for Watcher {
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _: rmcp::service::NotificationContext<RoleClient>,
+    ) {
+        self.0.lock().unwrap().push(params);
+    }
+}
+
+#[tokio::test]
+async fn progress_reaches_the_client_under_its_own_token() {
+    use rmcp::model::{CallToolRequest, ClientRequest, RequestMetaObject, ServerResult};
+    use rmcp::service::PeerRequestOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_policy(
+        dir.path(),
+        &policy("").replace(
+            "policies:\n",
+            "policies:\n  - \"bf:progress:tool_access:allow\"\n",
+        ),
+    );
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    cmd.args(["--log", "warn", "proxy", "--config"])
+        .arg(&config)
+        .arg("--")
+        .arg(fixture_server());
+    let watcher = Watcher::default();
+    let client = watcher
+        .clone()
+        .serve(TokioChildProcess::new(cmd).unwrap())
+        .await
+        .unwrap();
+    // Pings, which the proxy answers itself, move the client's token counter ahead of the
+    // proxy's upstream one: the two tokens differ, as they do in general.
+    for _ in 0..3 {
+        client
+            .send_request(ClientRequest::PingRequest(Default::default()))
+            .await
+            .unwrap();
+    }
+    let trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let mut meta = RequestMetaObject::new();
+    meta.set_traceparent(trace);
+    let request = ClientRequest::CallToolRequest(CallToolRequest::new(call("progress", json!({}))));
+    let handle = client
+        .send_request_with_option(request, PeerRequestOptions::no_options().with_meta(meta))
+        .await
+        .unwrap();
+    let token = handle.progress_token.clone();
+    let ServerResult::CallToolResult(result) = handle.await_response().await.unwrap() else {
+        panic!("not a tool result")
+    };
+    let said = text(&result);
+    assert!(
+        said.ends_with(&format!("traceparent {trace}")),
+        "_meta forwarded: {said}"
+    );
+    assert!(
+        !said.starts_with(&format!("token {:?} ", token.0)),
+        "the upstream saw the proxy's own token, not the client's: {said}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while watcher.0.lock().unwrap().len() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let seen = watcher.0.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "progress notifications: {seen:?}");
+    assert!(
+        seen.iter().all(|p| p.progress_token == token),
+        "{seen:?} vs {token:?}"
+    );
+    assert_eq!(seen[1].progress, 2.0);
+    client.cancel().await.unwrap();
+}

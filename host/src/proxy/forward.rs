@@ -3,8 +3,10 @@
 //!
 //! The upstream is connected on the session's first request, with the downstream client's own
 //! `initialize` parameters, so the upstream sees the client's real capabilities (elicitation,
-//! sampling, roots) and its requests for them are relayed to that same client. Requests pass
-//! with their `_meta` (progress tokens) intact; notifications pass both ways.
+//! sampling, roots) and its requests for them are relayed to that same client, on the stream of
+//! the client request they belong to. Requests pass with their `_meta`; progress comes back
+//! under the client's own progress token; a client's cancellation cancels the upstream request;
+//! notifications pass both ways.
 
 #![allow(deprecated)] // sampling, roots and logging are deprecated by SEP-2577 but still relayed
 
@@ -13,22 +15,32 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CancelTaskParams, ClientConfig, CompleteRequestParams,
-    CompleteResult, CreateMessageRequestParams, CreateMessageResult, ElicitRequestParams,
-    ElicitResult, GetPromptRequestParams, GetPromptResponse, GetTaskParams, GetTaskResult,
-    InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
-    ListResourcesResult, ListRootsResult, ListToolsResult, LoggingMessageNotificationParam,
-    PaginatedRequestParams, ProgressNotificationParam, ReadResourceRequestParams,
-    ReadResourceResponse, ResourceUpdatedNotificationParam, ServerCapabilities, ServerConfig,
-    SetLevelRequestParams, SubscribeRequestParams, UnsubscribeRequestParams, UpdateTaskParams,
+    CallToolRequest, CallToolRequestParams, CallToolResponse, CancelTaskParams, CancelTaskRequest,
+    CancelledNotificationParam, ClientConfig, ClientRequest, ClientResult, CompleteRequest,
+    CompleteRequestParams, CompleteResult, CreateMessageRequest, CreateMessageRequestParams,
+    CreateMessageResult, ElicitRequest, ElicitRequestParams, ElicitResult, GetExtensions,
+    GetPromptRequest, GetPromptRequestParams, GetPromptResponse, GetSkillRequest,
+    GetSkillRequestParams, GetSkillResult, GetTaskParams, GetTaskRequest, GetTaskResult,
+    InitializeRequestParams, InitializeResult, ListPromptsRequest, ListPromptsResult,
+    ListResourceTemplatesRequest, ListResourceTemplatesResult, ListResourcesRequest,
+    ListResourcesResult, ListRootsRequest, ListRootsResult, ListSkillsRequest, ListSkillsResult,
+    ListToolsRequest, ListToolsResult, LoggingMessageNotificationParam, PaginatedRequestParams,
+    ProgressNotificationParam, ReadResourceDirectoryRequest, ReadResourceDirectoryRequestParams,
+    ReadResourceDirectoryResult, ReadResourceRequest, ReadResourceRequestParams,
+    ReadResourceResponse, RequestId, ResourceUpdatedNotificationParam, ServerCapabilities,
+    ServerConfig, ServerRequest, ServerResult, SetLevelRequest, SetLevelRequestParams,
+    SubscribeRequest, SubscribeRequestParams, UnsubscribeRequest, UnsubscribeRequestParams,
+    UpdateTaskParams, UpdateTaskRequest,
 };
 use rmcp::service::{
-    NotificationContext, Peer, RequestContext, RoleClient, RoleServer, RunningService, ServiceError,
+    InboundStreamOrigin, NotificationContext, OriginatingRequestId, Peer, PeerRequestOptions,
+    RequestContext, RoleClient, RoleServer, RunningService, ServiceError,
 };
 use rmcp::transport::TokioChildProcess;
 use rmcp::{ClientHandler, ErrorData as McpError, ServerHandler, ServiceExt};
 use tokio::sync::OnceCell;
 
+use super::flights::Flights;
 use super::http_upstream::HttpUpstream;
 
 /// Where the upstream server is.
@@ -78,6 +90,7 @@ impl std::fmt::Display for UpstreamSpec {
 pub struct Relay {
     downstream: Peer<RoleServer>,
     info: ClientConfig,
+    flights: Arc<Flights>,
 }
 
 fn relay_error(e: ServiceError) -> McpError {
@@ -87,38 +100,86 @@ fn relay_error(e: ServiceError) -> McpError {
     }
 }
 
+fn unexpected_answer() -> McpError {
+    McpError::internal_error("the client sent an unexpected answer", None)
+}
+
+impl Relay {
+    /// Sends the upstream's request to the client, on the stream of the client request the
+    /// upstream is serving (so a client listening only there still gets it).
+    async fn ask(
+        &self,
+        mut request: ServerRequest,
+        ctx: &RequestContext<RoleClient>,
+    ) -> Result<ClientResult, McpError> {
+        if let Some(origin) = self
+            .flights
+            .origin(ctx.extensions.get::<InboundStreamOrigin>())
+        {
+            request
+                .extensions_mut()
+                .insert(OriginatingRequestId(origin));
+        }
+        // Sent from a task of its own: rmcp would otherwise stamp the upstream's request id
+        // (this handler's) as the originating request, overwriting the client's.
+        let peer = self.downstream.clone();
+        tokio::spawn(async move { peer.send_request(request).await })
+            .await
+            .map_err(|e| McpError::internal_error(format!("relaying failed: {e}"), None))?
+            .map_err(relay_error)
+    }
+}
+
 impl ClientHandler for Relay {
     async fn create_message(
         &self,
         params: CreateMessageRequestParams,
-        _: RequestContext<RoleClient>,
+        ctx: RequestContext<RoleClient>,
     ) -> Result<CreateMessageResult, McpError> {
-        self.downstream
-            .create_message(params)
-            .await
-            .map_err(relay_error)
+        let request = ServerRequest::CreateMessageRequest(CreateMessageRequest::new(params));
+        match self.ask(request, &ctx).await? {
+            ClientResult::CreateMessageResult(r) => Ok(*r),
+            _ => Err(unexpected_answer()),
+        }
     }
 
-    async fn list_roots(&self, _: RequestContext<RoleClient>) -> Result<ListRootsResult, McpError> {
-        self.downstream.list_roots().await.map_err(relay_error)
+    async fn list_roots(
+        &self,
+        ctx: RequestContext<RoleClient>,
+    ) -> Result<ListRootsResult, McpError> {
+        let request = ServerRequest::ListRootsRequest(ListRootsRequest {
+            method: Default::default(),
+            extensions: Default::default(),
+        });
+        match self.ask(request, &ctx).await? {
+            ClientResult::ListRootsResult(r) => Ok(r),
+            _ => Err(unexpected_answer()),
+        }
     }
 
     async fn create_elicitation(
         &self,
-        request: ElicitRequestParams,
-        _: RequestContext<RoleClient>,
+        params: ElicitRequestParams,
+        ctx: RequestContext<RoleClient>,
     ) -> Result<ElicitResult, McpError> {
-        self.downstream
-            .create_elicitation(request)
-            .await
-            .map_err(relay_error)
+        let request = ServerRequest::ElicitRequest(ElicitRequest::new(params));
+        match self.ask(request, &ctx).await? {
+            ClientResult::ElicitResult(r) => Ok(r),
+            _ => Err(unexpected_answer()),
+        }
     }
 
     async fn on_progress(
         &self,
-        params: ProgressNotificationParam,
+        mut params: ProgressNotificationParam,
         _: NotificationContext<RoleClient>,
     ) {
+        // Progress for a request the client asked progress for, under its token; anything
+        // else (a request over, or one that asked none) would mean nothing to the client.
+        let Some(token) = self.flights.client_token(&params.progress_token) else {
+            return;
+        };
+        params.progress_token = token;
         let _ = self.downstream.notify_progress(params).await;
     }
 
@@ -161,7 +222,17 @@ pub struct Forwarder {
     timeout: Duration,
     upstream: OnceCell<Result<RunningService<RoleClient, Relay>, String>>,
     info: RwLock<Option<ServerConfig>>,
+    flights: Arc<Flights>,
 }
+
+/// `_meta` keys rmcp sets itself on every upstream request (the lifecycle the proxy negotiated
+/// upstream, and its own progress token); the client's values for them are not forwarded.
+const OWN_META_KEYS: [&str; 4] = [
+    "progressToken",
+    "io.modelcontextprotocol/protocolVersion",
+    "io.modelcontextprotocol/clientInfo",
+    "io.modelcontextprotocol/clientCapabilities",
+];
 
 impl Forwarder {
     /// A forwarder that connects to `spec` on first use; each upstream request may take at
@@ -172,6 +243,7 @@ impl Forwarder {
             timeout,
             upstream: OnceCell::new(),
             info: RwLock::new(None),
+            flights: Arc::default(),
         }
     }
 
@@ -237,7 +309,11 @@ impl Forwarder {
         let info = info
             .or_else(|| downstream.peer_info().map(|i| (*i).clone()))
             .unwrap_or_default();
-        let relay = Relay { downstream, info };
+        let relay = Relay {
+            downstream,
+            info,
+            flights: self.flights.clone(),
+        };
         match self.upstream.get_or_init(|| self.connect(relay)).await {
             Ok(service) => {
                 if service.is_closed() {
@@ -249,17 +325,39 @@ impl Forwarder {
         }
     }
 
-    /// Runs one upstream request under the timeout, mapping failures to clear errors. When the
-    /// downstream client cancels its request (`ctx.ct`), the upstream request is dropped, and
-    /// rmcp sends the upstream a `notifications/cancelled` for it.
-    async fn call<T>(
+    /// Sends the client's request upstream with the client's `_meta`, under the timeout, and
+    /// returns the upstream's answer; failures become clear errors. While it is in flight the
+    /// upstream's progress and questions are routed back to this client request. When the
+    /// client cancels (`ctx.ct`) or the timeout passes, the upstream is told to stop.
+    async fn forward(
         &self,
         ctx: &RequestContext<RoleServer>,
-        fut: impl Future<Output = Result<T, ServiceError>>,
-    ) -> Result<T, McpError> {
+        request: ClientRequest,
+    ) -> Result<ServerResult, McpError> {
+        let peer = self.peer(ctx).await?;
+        let mut meta = ctx.meta.clone();
+        for key in OWN_META_KEYS {
+            meta.remove(key);
+        }
+        let mut options = PeerRequestOptions::no_options();
+        if !meta.is_empty() {
+            options = options.with_meta(meta);
+        }
+        let handle = peer
+            .send_request_with_option(request, options)
+            .await
+            .map_err(|_| gone(&self.spec))?;
+        let upstream_id = handle.id.clone();
+        let _boarding = self.flights.board(
+            upstream_id.clone(),
+            handle.progress_token.clone(),
+            ctx.id.clone(),
+            ctx.meta.get_progress_token(),
+        );
         let outcome = tokio::select! {
-            outcome = tokio::time::timeout(self.timeout, fut) => outcome,
+            outcome = tokio::time::timeout(self.timeout, handle.await_response()) => outcome,
             () = ctx.ct.cancelled() => {
+                cancel_upstream(&peer, upstream_id, "cancelled by the client").await;
                 return Err(McpError::internal_error(
                     "the request was cancelled by the client; the upstream was told to stop",
                     None,
@@ -267,27 +365,41 @@ impl Forwarder {
             }
         };
         match outcome {
-            Ok(Ok(v)) => Ok(v),
+            Ok(Ok(result)) => Ok(result),
             // The upstream's own JSON-RPC errors pass unchanged.
             Ok(Err(ServiceError::McpError(e))) => Err(e),
-            Ok(Err(ServiceError::UnexpectedResponse)) => Err(McpError::internal_error(
-                format!(
-                    "the upstream server `{}` sent an unexpected response",
-                    self.spec
-                ),
-                None,
-            )),
+            Ok(Err(ServiceError::UnexpectedResponse)) => Err(unexpected(&self.spec)),
             Ok(Err(_)) => Err(gone(&self.spec)),
-            Err(_) => Err(McpError::internal_error(
-                format!(
-                    "the upstream server `{}` did not answer within {} s",
-                    self.spec,
-                    self.timeout.as_secs()
-                ),
-                None,
-            )),
+            Err(_) => {
+                cancel_upstream(&peer, upstream_id, "timed out at the proxy").await;
+                Err(McpError::internal_error(
+                    format!(
+                        "the upstream server `{}` did not answer within {} s",
+                        self.spec,
+                        self.timeout.as_secs()
+                    ),
+                    None,
+                ))
+            }
         }
     }
+
+    /// Forwards a request whose answer is an empty result.
+    async fn forward_empty(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        request: ClientRequest,
+    ) -> Result<(), McpError> {
+        match self.forward(ctx, request).await? {
+            ServerResult::EmptyResult(_) | ServerResult::TaskAckResult(_) => Ok(()),
+            _ => Err(unexpected(&self.spec)),
+        }
+    }
+}
+
+async fn cancel_upstream(peer: &Peer<RoleClient>, id: RequestId, reason: &str) {
+    let params = CancelledNotificationParam::new(Some(id), Some(reason.to_string()));
+    let _ = peer.notify_cancelled(params).await;
 }
 
 fn gone(spec: &UpstreamSpec) -> McpError {
@@ -295,6 +407,13 @@ fn gone(spec: &UpstreamSpec) -> McpError {
         format!(
             "the upstream server `{spec}` is gone (it exited or closed the connection); restart the proxy, or reconnect to start a new session"
         ),
+        None,
+    )
+}
+
+fn unexpected(spec: &UpstreamSpec) -> McpError {
+    McpError::internal_error(
+        format!("the upstream server `{spec}` sent an unexpected response"),
         None,
     )
 }
@@ -321,8 +440,11 @@ impl ServerHandler for Forwarder {
         request: CompleteRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, McpError> {
-        let peer = self.peer(&context).await?;
-        self.call(&context, peer.complete(request)).await
+        let request = ClientRequest::CompleteRequest(CompleteRequest::new(request));
+        match self.forward(&context, request).await? {
+            ServerResult::CompleteResult(r) => Ok(r),
+            _ => Err(unexpected(&self.spec)),
+        }
     }
 
     async fn set_level(
@@ -330,8 +452,8 @@ impl ServerHandler for Forwarder {
         request: SetLevelRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        let peer = self.peer(&context).await?;
-        self.call(&context, peer.set_level(request)).await
+        let request = ClientRequest::SetLevelRequest(SetLevelRequest::new(request));
+        self.forward_empty(&context, request).await
     }
 
     async fn get_prompt(
@@ -339,8 +461,12 @@ impl ServerHandler for Forwarder {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
-        let peer = self.peer(&context).await?;
-        self.call(&context, peer.get_prompt_once(request)).await
+        let request = ClientRequest::GetPromptRequest(GetPromptRequest::new(request));
+        match self.forward(&context, request).await? {
+            ServerResult::GetPromptResult(r) => Ok(GetPromptResponse::Complete(r)),
+            ServerResult::InputRequiredResult(r) => Ok(GetPromptResponse::InputRequired(r)),
+            _ => Err(unexpected(&self.spec)),
+        }
     }
 
     async fn list_prompts(
@@ -348,8 +474,15 @@ impl ServerHandler for Forwarder {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
-        let peer = self.peer(&context).await?;
-        self.call(&context, peer.list_prompts(request)).await
+        let request = ClientRequest::ListPromptsRequest(ListPromptsRequest {
+            method: Default::default(),
+            params: request,
+            extensions: Default::default(),
+        });
+        match self.forward(&context, request).await? {
+            ServerResult::ListPromptsResult(r) => Ok(r),
+            _ => Err(unexpected(&self.spec)),
+        }
     }
 
     async fn list_resources(
@@ -357,8 +490,15 @@ impl ServerHandler for Forwarder {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        let peer = self.peer(&context).await?;
-        self.call(&context, peer.list_resources(request)).await
+        let request = ClientRequest::ListResourcesRequest(ListResourcesRequest {
+            method: Default::default(),
+            params: request,
+            extensions: Default::default(),
+        });
+        match self.forward(&context, request).await? {
+            ServerResult::ListResourcesResult(r) => Ok(r),
+            _ => Err(unexpected(&self.spec)),
+        }
     }
 
     async fn list_resource_templates(
@@ -366,9 +506,15 @@ impl ServerHandler for Forwarder {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
-        let peer = self.peer(&context).await?;
-        self.call(&context, peer.list_resource_templates(request))
-            .await
+        let request = ClientRequest::ListResourceTemplatesRequest(ListResourceTemplatesRequest {
+            method: Default::default(),
+            params: request,
+            extensions: Default::default(),
+        });
+        match self.forward(&context, request).await? {
+            ServerResult::ListResourceTemplatesResult(r) => Ok(r),
+            _ => Err(unexpected(&self.spec)),
+        }
     }
 
     async fn read_resource(
@@ -376,8 +522,12 @@ impl ServerHandler for Forwarder {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        let peer = self.peer(&context).await?;
-        self.call(&context, peer.read_resource_once(request)).await
+        let request = ClientRequest::ReadResourceRequest(ReadResourceRequest::new(request));
+        match self.forward(&context, request).await? {
+            ServerResult::ReadResourceResult(r) => Ok(ReadResourceResponse::Complete(r)),
+            ServerResult::InputRequiredResult(r) => Ok(ReadResourceResponse::InputRequired(r)),
+            _ => Err(unexpected(&self.spec)),
+        }
     }
 
     async fn subscribe(
@@ -385,8 +535,8 @@ impl ServerHandler for Forwarder {
         request: SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        let peer = self.peer(&context).await?;
-        self.call(&context, peer.subscribe(request)).await
+        let request = ClientRequest::SubscribeRequest(SubscribeRequest::new(request));
+        self.forward_empty(&context, request).await
     }
 
     async fn unsubscribe(
@@ -394,8 +544,8 @@ impl ServerHandler for Forwarder {
         request: UnsubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        let peer = self.peer(&context).await?;
-        self.call(&context, peer.unsubscribe(request)).await
+        let request = ClientRequest::UnsubscribeRequest(UnsubscribeRequest::new(request));
+        self.forward_empty(&context, request).await
     }
 
     async fn call_tool(
@@ -403,8 +553,13 @@ impl ServerHandler for Forwarder {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let peer = self.peer(&context).await?;
-        self.call(&context, peer.call_tool_once(request)).await
+        let request = ClientRequest::CallToolRequest(CallToolRequest::new(request));
+        match self.forward(&context, request).await? {
+            ServerResult::CallToolResult(r) => Ok(CallToolResponse::Complete(r)),
+            ServerResult::InputRequiredResult(r) => Ok(CallToolResponse::InputRequired(r)),
+            ServerResult::CreateTaskResult(r) => Ok(CallToolResponse::Task(r)),
+            _ => Err(unexpected(&self.spec)),
+        }
     }
 
     async fn list_tools(
@@ -412,8 +567,15 @@ impl ServerHandler for Forwarder {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let peer = self.peer(&context).await?;
-        self.call(&context, peer.list_tools(request)).await
+        let request = ClientRequest::ListToolsRequest(ListToolsRequest {
+            method: Default::default(),
+            params: request,
+            extensions: Default::default(),
+        });
+        match self.forward(&context, request).await? {
+            ServerResult::ListToolsResult(r) => Ok(r),
+            _ => Err(unexpected(&self.spec)),
+        }
     }
 
     async fn get_task(
@@ -421,8 +583,11 @@ impl ServerHandler for Forwarder {
         request: GetTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, McpError> {
-        let peer = self.peer(&context).await?;
-        self.call(&context, peer.get_task(request)).await
+        let request = ClientRequest::GetTaskRequest(GetTaskRequest::new(request));
+        match self.forward(&context, request).await? {
+            ServerResult::GetTaskResult(r) => Ok(r),
+            _ => Err(unexpected(&self.spec)),
+        }
     }
 
     async fn update_task(
@@ -430,8 +595,8 @@ impl ServerHandler for Forwarder {
         request: UpdateTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        let peer = self.peer(&context).await?;
-        self.call(&context, peer.update_task(request)).await
+        let request = ClientRequest::UpdateTaskRequest(UpdateTaskRequest::new(request));
+        self.forward_empty(&context, request).await
     }
 
     async fn cancel_task(
@@ -439,19 +604,60 @@ impl ServerHandler for Forwarder {
         request: CancelTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        let peer = self.peer(&context).await?;
-        self.call(&context, peer.cancel_task(request)).await
+        let request = ClientRequest::CancelTaskRequest(CancelTaskRequest::new(request));
+        self.forward_empty(&context, request).await
+    }
+
+    async fn list_skills(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListSkillsResult, McpError> {
+        let request = ClientRequest::ListSkillsRequest(ListSkillsRequest {
+            method: Default::default(),
+            params: request,
+            extensions: Default::default(),
+        });
+        match self.forward(&context, request).await? {
+            ServerResult::ListSkillsResult(r) => Ok(r),
+            _ => Err(unexpected(&self.spec)),
+        }
+    }
+
+    async fn get_skill(
+        &self,
+        request: GetSkillRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetSkillResult, McpError> {
+        let request = ClientRequest::GetSkillRequest(GetSkillRequest::new(request));
+        match self.forward(&context, request).await? {
+            ServerResult::GetSkillResult(r) => Ok(r),
+            _ => Err(unexpected(&self.spec)),
+        }
+    }
+
+    async fn read_resource_directory(
+        &self,
+        request: ReadResourceDirectoryRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceDirectoryResult, McpError> {
+        let request =
+            ClientRequest::ReadResourceDirectoryRequest(ReadResourceDirectoryRequest::new(request));
+        match self.forward(&context, request).await? {
+            // A directory listing is a list of resources on the wire.
+            ServerResult::ListResourcesResult(r) => Ok(r),
+            _ => Err(unexpected(&self.spec)),
+        }
     }
 
     async fn on_progress(
         &self,
         notification: ProgressNotificationParam,
-        context: NotificationContext<RoleServer>,
+        _: NotificationContext<RoleServer>,
     ) {
         if let Some(Ok(up)) = self.upstream.get() {
             let _ = up.peer().notify_progress(notification).await;
         }
-        let _ = context;
     }
 
     async fn on_roots_list_changed(&self, _: NotificationContext<RoleServer>) {

@@ -11,6 +11,7 @@
 //! client should restart the proxy). SIGINT and SIGTERM end every session, stop the upstream
 //! processes and exit cleanly.
 
+mod flights;
 mod forward;
 mod http_upstream;
 

@@ -78,6 +78,7 @@ pub fn tools() -> Vec<Tool> {
         ),
         Tool::new("slow", "Never answers in time", any()),
         Tool::new("crash", "The server process exits", any()),
+        Tool::new("progress", "Reports progress twice, then answers", any()),
     ]
 }
 
@@ -153,6 +154,20 @@ impl ServerHandler for FixtureServer {
                 CallToolResult::success(vec![ContentBlock::text("too late")])
             }
             "crash" => std::process::exit(3),
+            "progress" => {
+                let token = context.meta.get_progress_token();
+                if let Some(token) = token.clone() {
+                    for step in [1.0, 2.0] {
+                        let p = ProgressNotificationParam::new(token.clone(), step).with_total(2.0);
+                        let _ = context.peer.notify_progress(p).await;
+                    }
+                }
+                let said = token.map_or("none".to_string(), |t| format!("{:?}", t.0));
+                let trace = context.meta.get_traceparent().unwrap_or("none");
+                CallToolResult::success(vec![ContentBlock::text(format!(
+                    "token {said} traceparent {trace}"
+                ))])
+            }
             other => {
                 return Err(McpError::invalid_params(format!("no tool {other}"), None));
             }
