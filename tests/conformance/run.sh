@@ -18,9 +18,6 @@ root="$(cd "$here/../.." && pwd)"
 target="${CARGO_TARGET_DIR:-$root/target}"
 out="$target/conformance"
 policy="$root/examples/conformance/policy.yaml"
-# The suite's dns-rebinding-protection scenario sends `Origin: http://127.0.0.1:PORT` and
-# expects it to be accepted; Portcullis refuses every browser Origin unless told otherwise.
-origin='http://127.0.0.1:*'
 
 if ! cmp -s "$here/package-lock.json" "$here/node_modules/.portcullis-lock" 2>/dev/null; then
   (cd "$here" && npm ci --silent --no-audit --no-fund)
@@ -66,14 +63,13 @@ start() {
 "${conformance[@]}" list --server | sed -n 's/^  - //p' >"$out/scenarios.txt"
 [ -s "$out/scenarios.txt" ] || { echo "conformance: the suite lists no server scenarios" >&2; exit 1; }
 
-start bare "$out/bin/conformance-server" --listen 127.0.0.1:0 --allowed-origin "$origin"
+# Default Host and Origin checks everywhere: dns-rebinding-protection tests them as shipped.
+start bare "$out/bin/conformance-server" --listen 127.0.0.1:0
 bare_url="$url"
-start embedded "$out/bin/conformance-server" --listen 127.0.0.1:0 --allowed-origin "$origin" \
-  --policy "$policy"
+start embedded "$out/bin/conformance-server" --listen 127.0.0.1:0 --policy "$policy"
 embedded_url="$url"
-# Started last: the proxy hot-reloads its policy, and nothing reads the file after this.
 start proxy "$out/bin/portcullis" proxy --config "$policy" --listen 127.0.0.1:0 \
-  --allowed-origin "$origin" --upstream-url "$bare_url"
+  --upstream-url "$bare_url"
 proxy_url="$url"
 
 status=0

@@ -45,7 +45,7 @@ struct Args {
     /// `Host` values accepted (repeatable; default: localhost, 127.0.0.1, ::1).
     #[arg(long = "allowed-host", value_name = "HOST")]
     allowed_hosts: Vec<String>,
-    /// Browser `Origin`s accepted (repeatable; default: none).
+    /// Browser `Origin`s accepted, replacing the default (repeatable; default: loopback pages).
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     allowed_origins: Vec<String>,
 }
@@ -55,11 +55,13 @@ fn main() -> anyhow::Result<()> {
     init_logging();
     let mut options = HttpOptions {
         max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-        allowed_origins: args.allowed_origins.clone(),
         ..HttpOptions::default()
     };
     if !args.allowed_hosts.is_empty() {
         options.allowed_hosts = args.allowed_hosts.clone();
+    }
+    if !args.allowed_origins.is_empty() {
+        options.allowed_origins = args.allowed_origins.clone();
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

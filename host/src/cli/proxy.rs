@@ -42,7 +42,8 @@ pub struct Args {
     /// `Host` values accepted over HTTP (repeatable; default: localhost, 127.0.0.1, ::1).
     #[arg(long = "allowed-host", value_name = "HOST")]
     allowed_hosts: Vec<String>,
-    /// Browser `Origin`s accepted over HTTP (repeatable; default: none).
+    /// Browser `Origin`s accepted over HTTP, replacing the default (repeatable; default:
+    /// loopback pages, e.g. http://localhost:*).
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     allowed_origins: Vec<String>,
     /// Largest HTTP request body, in bytes.
@@ -114,7 +115,9 @@ fn serve(args: &Args) -> anyhow::Result<()> {
     if !args.allowed_hosts.is_empty() {
         http.allowed_hosts = args.allowed_hosts.clone();
     }
-    http.allowed_origins = args.allowed_origins.clone();
+    if !args.allowed_origins.is_empty() {
+        http.allowed_origins = args.allowed_origins.clone();
+    }
     let options = ProxyOptions {
         upstream,
         timeout: Duration::from_secs(args.upstream_timeout),

@@ -23,13 +23,24 @@ pub const ENDPOINT: &str = "/mcp";
 /// Default body cap: 4 MiB, ample for tool arguments, small enough to bound memory.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
+/// Browser origins accepted by default: pages served from this machine.
+pub const LOOPBACK_ORIGINS: [&str; 6] = [
+    "http://localhost:*",
+    "http://127.0.0.1:*",
+    "http://[::1]:*",
+    "https://localhost:*",
+    "https://127.0.0.1:*",
+    "https://[::1]:*",
+];
+
 /// HTTP hardening settings.
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
     /// `Host` values accepted (DNS-rebinding protection); default: loopback names only.
     pub allowed_hosts: Vec<String>,
-    /// Browser `Origin`s accepted; default none (requests without `Origin` still pass, so
-    /// non-browser clients are unaffected).
+    /// Browser `Origin`s accepted; default: pages served from this machine (loopback names,
+    /// any port). A DNS-rebinding page has its own origin and is refused. Requests without
+    /// `Origin` (non-browser clients) always pass.
     pub allowed_origins: Vec<String>,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
@@ -39,7 +50,7 @@ impl Default for HttpOptions {
     fn default() -> Self {
         HttpOptions {
             allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
-            allowed_origins: Vec::new(),
+            allowed_origins: LOOPBACK_ORIGINS.iter().map(|o| o.to_string()).collect(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         }
     }
