@@ -37,6 +37,8 @@ pub struct Options {
 pub struct Policy {
     pub engine: Arc<Engine>,
     pub layer: PolicyLayer,
+    /// The sandbox its enforcers were loaded with, reused by reloads.
+    runtime: Option<Arc<Runtime>>,
 }
 
 impl Policy {
@@ -56,7 +58,11 @@ impl Policy {
             Authenticator::from_config(&engine.snapshot().config().auth, transport, &engine, env)
                 .with_context(|| format!("{}: config.auth", path.display()))?;
         let layer = PolicyLayer::new(engine.clone()).with_authenticator(Arc::new(auth));
-        Ok(Policy { engine, layer })
+        Ok(Policy {
+            engine,
+            layer,
+            runtime: runtime.cloned(),
+        })
     }
 
     /// Keeps the policy live: every change to the file (or its enforcers) is loaded and swapped
@@ -68,7 +74,7 @@ impl Policy {
         Reloader::start(
             self.engine.clone(),
             path.to_path_buf(),
-            None,
+            self.runtime.clone(),
             move |outcome| {
                 // Identity is set up once, at startup.
                 if outcome.is_ok() && engine.snapshot().config().auth != auth {
