@@ -90,6 +90,7 @@ async fn sql_safety_denies_writes_and_stacked_statements() {
         ("DROP TABLE users", "DROP"),
         ("DELETE FROM orders", "DELETE"),
         ("SELECT 1; DROP TABLE users", "statement"),
+        ("SELECT 1; SELECT 2", "stacked statements"),
         ("/* harmless */ UPDATE users SET plan = 'free'", "UPDATE"),
         (
             "WITH d AS (DELETE FROM orders RETURNING *) SELECT * FROM d",
