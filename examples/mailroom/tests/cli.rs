@@ -289,7 +289,9 @@ fn the_walkthrough_passes_against_the_guarded_server_and_fails_against_the_bare_
             Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache"),
         )
         .env("RUST_LOG", "warn")
-        .arg("--")
+        // A cold compile cache means compiling the 12 MB JavaScript enforcer first; leave
+        // room for a loaded two-core CI machine.
+        .args(["--start-timeout", "600", "--"])
         .arg(env!("CARGO_BIN_EXE_mailroom"));
         c
     };
