@@ -35,7 +35,9 @@ pub struct Options {
 
 /// A loaded policy: the engine (swapped by hot reload) and the layer that applies it.
 pub struct Policy {
+    /// Decides every call; hot reload swaps its snapshot.
     pub engine: Arc<Engine>,
+    /// Wraps a server handler so the engine polices it (`layer.wrap(server)`).
     pub layer: PolicyLayer,
     /// The sandbox its enforcers were loaded with, reused by reloads.
     runtime: Option<Arc<Runtime>>,
