@@ -81,6 +81,17 @@ pub fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
+/// Prints a failure on stderr as `error: ...`, once: policy load errors already carry the
+/// prefix on each line.
+fn report(e: &anyhow::Error) {
+    let text = format!("{e:#}");
+    if text.starts_with("error: ") {
+        eprintln!("{text}");
+    } else {
+        eprintln!("error: {text}");
+    }
+}
+
 fn init_logging(format: LogFormat, default_filter: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()

@@ -61,7 +61,7 @@ pub fn run(args: &Args) -> u8 {
     match serve(args) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            super::report(&e);
             super::EXIT_BAD_INPUT
         }
     }

@@ -139,7 +139,7 @@ pub fn run(cmd: &Command) -> u8 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            super::report(&e);
             super::EXIT_BAD_INPUT
         }
     }
