@@ -195,6 +195,12 @@ enum Gate<T> {
     Stop(T),
 }
 
+/// What an approval is for: a noun phrase for denials, and the question to ask.
+struct Asking {
+    what: String,
+    question: String,
+}
+
 /// Who is calling and the token their call is decided with.
 struct Caller {
     identity: Arc<Identity>,
@@ -349,7 +355,7 @@ impl<H: ServerHandler> Policed<H> {
         caller: &Caller,
         req: &Request,
         answered: Option<(PhaseTag, bool)>,
-        what: &str,
+        what: &Asking,
         deny: impl Fn(&Decision, String) -> T,
         input: impl Fn(InputRequiredResult) -> T,
     ) -> Result<Gate<T>, McpError> {
@@ -370,9 +376,16 @@ impl<H: ServerHandler> Policed<H> {
                 let accepted = match answered {
                     Some((PhaseTag::Before, a)) => a,
                     _ => {
+                        // The reason names the rule, or is the enforcer's own question.
+                        let reason = d.reason.trim_end();
+                        let stop = if reason.ends_with(['.', '!', '?']) {
+                            ""
+                        } else {
+                            "."
+                        };
                         let question = format!(
-                            "Allow {what} to run? {} If you approve, it is not asked again for {}.",
-                            d.reason,
+                            "{} {reason}{stop} If you approve, you are not asked again for {}.",
+                            what.question,
                             duration_words(engine.snapshot().config().elicit_expiry_secs)
                         );
                         match self.ask(ctx, req, Phase::Before, question).await {
@@ -393,7 +406,7 @@ impl<H: ServerHandler> Policed<H> {
                 if accepted {
                     Ok(Gate::Proceed(refreshed))
                 } else {
-                    let text = format!("Denied: the user declined to approve {what}.");
+                    let text = format!("Denied: the user declined to approve {}.", what.what);
                     Ok(Gate::Stop(deny(&d, text)))
                 }
             }
@@ -414,7 +427,10 @@ impl<H: ServerHandler> Policed<H> {
         let req = self.request(&ctx, &caller.identity, params.name.to_string(), arguments);
         let answered =
             self.take_answer(&mut params.request_state, &mut params.input_responses, &req)?;
-        let what = format!("tool {:?}", req.tool);
+        let what = Asking {
+            what: format!("tool {:?}", req.tool),
+            question: format!("Allow tool {:?} to run?", req.tool),
+        };
         let mut refreshed = match self
             .gate(
                 &ctx,
@@ -631,7 +647,10 @@ impl<H: ServerHandler> ServerHandler for Policed<H> {
             &mut request.input_responses,
             &req,
         )?;
-        let what = format!("prompt {:?}", request.name);
+        let what = Asking {
+            what: format!("prompt {:?}", request.name),
+            question: format!("Allow getting prompt {:?}?", request.name),
+        };
         match self
             .gate(
                 &context,
@@ -721,7 +740,10 @@ impl<H: ServerHandler> ServerHandler for Policed<H> {
             &mut request.input_responses,
             &req,
         )?;
-        let what = format!("reading resource {:?}", request.uri);
+        let what = Asking {
+            what: format!("reading resource {:?}", request.uri),
+            question: format!("Allow reading resource {:?}?", request.uri),
+        };
         let refreshed = match self
             .gate(
                 &context,
