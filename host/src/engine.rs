@@ -332,6 +332,20 @@ impl Snapshot {
             .map(Arc::unwrap_or_clone)
     }
 
+    /// Whether any after-phase rule, the server's or the token's, names `tool`. When none does
+    /// the after phase can only return the result unchanged, so a caller may skip it (the MCP
+    /// layer does, and leaves the result untouched).
+    pub fn touches_results(&self, tool: &str, token: Option<&VerifiedToken>) -> bool {
+        let mut cands = Candidates::new();
+        self.after.candidates(tool, &mut cands);
+        !cands.is_empty()
+            || token.is_some_and(|t| {
+                t.rules
+                    .iter()
+                    .any(|r| r.phase == Phase::After && r.tools.iter().any(|p| p.matches(tool)))
+            })
+    }
+
     /// Number of verifications this snapshot remembers (for diagnostics).
     pub fn cached_verifications(&self) -> usize {
         self.token_verified.len()

@@ -6,19 +6,15 @@ use serde_json::Value;
 
 use crate::result::{Content, ToolResult};
 
-/// The engine's view of a tool result.
+/// The engine's view of a tool result. Text items are copied as text; only other kinds (rare,
+/// and never redacted by `field_access`) go through JSON.
 pub fn to_tool_result(result: &CallToolResult) -> ToolResult {
     let content = result
         .content
         .iter()
-        .map(|c| match serde_json::to_value(c) {
-            Ok(v) => match (v.get("type"), v.get("text")) {
-                (Some(Value::String(t)), Some(Value::String(text))) if t == "text" => {
-                    Content::Text(text.clone())
-                }
-                _ => Content::Other(v),
-            },
-            Err(_) => Content::Other(Value::Null),
+        .map(|c| match c {
+            ContentBlock::Text(t) => Content::Text(t.text.clone()),
+            other => Content::Other(serde_json::to_value(other).unwrap_or(Value::Null)),
         })
         .collect();
     ToolResult {
@@ -59,10 +55,11 @@ pub fn from_tool_result(out: ToolResult, original: &CallToolResult) -> CallToolR
 
 /// A text block like `orig` (annotations, `_meta`) with new text.
 fn with_text(orig: &ContentBlock, text: String) -> ContentBlock {
-    match serde_json::to_value(orig) {
-        Ok(Value::Object(mut m)) if m.get("type") == Some(&Value::String("text".into())) => {
-            m.insert("text".into(), Value::String(text.clone()));
-            serde_json::from_value(Value::Object(m)).unwrap_or_else(|_| ContentBlock::text(text))
+    match orig {
+        ContentBlock::Text(t) => {
+            let mut t = t.clone();
+            t.text = text;
+            ContentBlock::Text(t)
         }
         _ => ContentBlock::text(text),
     }

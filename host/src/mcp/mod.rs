@@ -38,7 +38,7 @@ pub mod state;
 pub mod visibility;
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rmcp::model::{
@@ -93,6 +93,7 @@ pub struct PolicyLayer {
     auth: Arc<Authenticator>,
     approvals: Arc<Approvals>,
     sealer: Arc<Sealer>,
+    schemas: Arc<schema::AdvertisedSchemas>,
 }
 
 impl PolicyLayer {
@@ -106,6 +107,7 @@ impl PolicyLayer {
             ))),
             approvals: Arc::new(Approvals::process_local(&process_secret())),
             sealer: Arc::new(Sealer::with_key(process_secret())),
+            schemas: Arc::default(),
         }
     }
 
@@ -143,7 +145,7 @@ impl PolicyLayer {
         Policed {
             inner,
             layer: self.clone(),
-            session: random_id(),
+            session: OnceLock::new(),
         }
     }
 }
@@ -172,8 +174,9 @@ fn random_id() -> String {
 pub struct Policed<H> {
     inner: H,
     layer: PolicyLayer,
-    /// Used as the session id when the transport has none (stdio).
-    session: String,
+    /// Used as the session id when the transport has none (stdio); made on first use, since
+    /// over HTTP a handler is made for every request.
+    session: OnceLock<String>,
 }
 
 /// The identity the HTTP layer established, carried in the request's extensions.
@@ -248,7 +251,7 @@ impl<H: ServerHandler> Policed<H> {
             .and_then(|p| p.headers.get("mcp-session-id"))
             .and_then(|v| v.to_str().ok())
             .map(String::from)
-            .unwrap_or_else(|| self.session.clone())
+            .unwrap_or_else(|| self.session.get_or_init(random_id).clone())
     }
 
     fn request(
@@ -452,11 +455,20 @@ impl<H: ServerHandler> Policed<H> {
             // The after phase sees what the before phase just added to the token.
             caller.held = approvals.held(engine, &caller.identity, req.now_unix_ms);
         }
-        let snapshot = engine.snapshot();
-        let response = self.inner.call_tool(params, ctx.clone()).await?;
-        let result = match response {
+        // What asking the user later needs, without the request's HTTP parts: the context
+        // itself goes to the inner handler uncopied.
+        let mut asking = RequestContext::new(ctx.id.clone(), ctx.peer.clone());
+        asking.meta = ctx.meta.clone();
+        asking.ct = ctx.ct.clone();
+        let response = self.inner.call_tool(params, ctx).await?;
+        let ctx = asking;
+        // The policy in force when the result arrives decides what happens to it.
+        let touches = engine
+            .snapshot()
+            .touches_results(&req.tool, caller.held.verified());
+        let mut result = match response {
             CallToolResponse::Complete(r) => r,
-            CallToolResponse::Task(t) if visibility::has_after_rules(&snapshot, &req.tool) => {
+            CallToolResponse::Task(t) if touches => {
                 drop(t);
                 let text = format!(
                     "Denied: tool {:?} answered with a task, whose result the policy cannot inspect; tools with after-phase rules must answer directly",
@@ -468,7 +480,13 @@ impl<H: ServerHandler> Policed<H> {
             // the before phase runs again (answers are remembered) and the after phase applies.
             other => return Ok(other),
         };
-        drop(snapshot);
+        if !touches {
+            // No after-phase rule names this tool: the result goes out exactly as it came.
+            if let Some(token) = refreshed {
+                set_meta(&mut result.meta, TOKEN_META_KEY, Value::String(token));
+            }
+            return Ok(result.into());
+        }
         let seen = convert::to_tool_result(&result);
         let (d, mut out) = engine.after_with(&req, seen.clone(), caller.held.verified());
         if d.effect == Effect::Elicit && d.pending_fields().next().is_some() {
@@ -833,9 +851,8 @@ impl<H: ServerHandler> ServerHandler for Policed<H> {
                 )
             });
         }
-        let mode = snapshot.config().redaction;
         for tool in result.tools.iter_mut() {
-            adjust_tool(tool, &snapshot, mode);
+            self.layer.schemas.adjust(tool, &snapshot);
         }
         Ok(result)
     }
@@ -843,7 +860,7 @@ impl<H: ServerHandler> ServerHandler for Policed<H> {
     fn get_tool(&self, name: &str) -> Option<Tool> {
         let mut tool = self.inner.get_tool(name)?;
         let snapshot = self.layer.engine.snapshot();
-        adjust_tool(&mut tool, &snapshot, snapshot.config().redaction);
+        self.layer.schemas.adjust(&mut tool, &snapshot);
         Some(tool)
     }
 
@@ -967,25 +984,6 @@ impl<H: ServerHandler> ServerHandler for Policed<H> {
             |r| &r.uri,
         );
         Ok(result)
-    }
-}
-
-/// Widens a tool's output schema for the fields the policy may redact from its results.
-fn adjust_tool(
-    tool: &mut Tool,
-    snapshot: &crate::engine::Snapshot,
-    mode: crate::paths::RedactMode,
-) {
-    let Some(schema) = tool.output_schema.as_mut() else {
-        return;
-    };
-    let paths = visibility::redacted_paths(snapshot, &tool.name);
-    if paths.is_empty() {
-        return;
-    }
-    let mut copy = (**schema).clone();
-    if schema::adjust(&mut copy, &paths, mode) {
-        *schema = Arc::new(copy);
     }
 }
 

@@ -6,9 +6,77 @@
 //! longer required (and arrays lose `minItems`). Only the parts a field path can reach are
 //! touched; local `$ref`s on the way are inlined so shared definitions stay unchanged.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rmcp::model::{JsonObject, Tool};
 use serde_json::{Map, Value, json};
 
+use crate::engine::Snapshot;
 use crate::paths::{FieldPath, REDACTED, RedactMode, Segment};
+
+/// Output schemas as advertised (widened for redaction), remembered for the current snapshot.
+/// rmcp asks the handler for a tool on every HTTP request (to check `Mcp-Param-*` headers), and
+/// widening a schema copies it, so doing it once per tool and policy matters.
+#[derive(Default)]
+pub struct AdvertisedSchemas {
+    current: Mutex<Option<Remembered>>,
+}
+
+struct Remembered {
+    /// Held, so its address cannot be reused by another snapshot while this entry lives.
+    snapshot: Arc<Snapshot>,
+    /// Tool name -> (the inner server's schema, the advertised one).
+    schemas: HashMap<String, (Arc<JsonObject>, Arc<JsonObject>)>,
+}
+
+/// Tools whose schemas are remembered at most, per snapshot.
+const MAX_REMEMBERED: usize = 4096;
+
+impl AdvertisedSchemas {
+    /// Gives `tool` the output schema to advertise under `snapshot`: widened for the fields its
+    /// after-phase rules may redact, unchanged when none can.
+    pub fn adjust(&self, tool: &mut Tool, snapshot: &Arc<Snapshot>) {
+        let Some(original) = tool.output_schema.clone() else {
+            return;
+        };
+        if !snapshot.touches_results(&tool.name, None) {
+            return;
+        }
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        let fresh = current
+            .as_ref()
+            .is_some_and(|r| Arc::ptr_eq(&r.snapshot, snapshot));
+        if !fresh {
+            *current = Some(Remembered {
+                snapshot: snapshot.clone(),
+                schemas: HashMap::new(),
+            });
+        }
+        let remembered = current.as_mut().expect("just set");
+        if let Some((seen, advertised)) = remembered.schemas.get(&*tool.name)
+            && (Arc::ptr_eq(seen, &original) || seen == &original)
+        {
+            tool.output_schema = Some(advertised.clone());
+            return;
+        }
+        let paths = super::visibility::redacted_paths(snapshot, &tool.name);
+        let mut copy = (*original).clone();
+        let advertised =
+            if !paths.is_empty() && adjust(&mut copy, &paths, snapshot.config().redaction) {
+                Arc::new(copy)
+            } else {
+                original.clone()
+            };
+        if remembered.schemas.len() >= MAX_REMEMBERED {
+            remembered.schemas.clear();
+        }
+        remembered
+            .schemas
+            .insert(tool.name.to_string(), (original, advertised.clone()));
+        tool.output_schema = Some(advertised);
+    }
+}
 
 /// Most `$ref`s followed along one path, so a recursive schema cannot loop.
 const MAX_REF_DEPTH: usize = 16;

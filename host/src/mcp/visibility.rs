@@ -64,14 +64,6 @@ pub fn polices(snapshot: &Snapshot, prefix: &str) -> bool {
         .any(|r| r.tools.iter().any(|p| p.as_str().starts_with(prefix)))
 }
 
-/// Whether any after-phase rule could apply to `name` (whoever calls).
-pub fn has_after_rules(snapshot: &Snapshot, name: &str) -> bool {
-    snapshot
-        .rules()
-        .iter()
-        .any(|r| r.phase == Phase::After && r.tools.iter().any(|p| p.matches(name)))
-}
-
 /// The field paths after-phase `field_access` rules may redact from `name`'s results (any
 /// subject: one schema is advertised per tool).
 pub fn redacted_paths<'a>(snapshot: &'a Snapshot, name: &str) -> Vec<&'a crate::paths::FieldPath> {
