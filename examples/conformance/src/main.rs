@@ -94,8 +94,7 @@ async fn serve(args: Args, options: HttpOptions) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr().unwrap_or(args.listen);
     eprintln!("conformance-server ({mode}): serving http://{local}/mcp");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
+    portcullis::mcp::http::serve(listener, router, shutdown)
         .await
         .context("HTTP server failed")
 }

@@ -152,8 +152,7 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> anyhow::Resul
                     " without a policy"
                 }
             );
-            axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown.cancelled_owned())
+            portcullis::mcp::http::serve(listener, router, shutdown)
                 .await
                 .context("the HTTP server failed")
         }

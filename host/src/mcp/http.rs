@@ -2,11 +2,13 @@
 //! missing or bad credential with `401` and `WWW-Authenticate: Bearer`, before any MCP
 //! processing. Host and Origin allow-lists and the body size cap default to safe values.
 
+use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::middleware::{self, Next};
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use rmcp::ServerHandler;
@@ -80,25 +82,69 @@ where
         Arc::new(LocalSessionManager::default()),
         config,
     );
-    Router::new()
-        .nest_service(ENDPOINT, service)
-        .layer(middleware::from_fn_with_state(auth, authenticate))
+    Router::new().nest_service(
+        ENDPOINT,
+        Authenticate {
+            auth,
+            inner: service,
+        },
+    )
 }
 
-/// Establishes the caller's identity or answers 401.
-async fn authenticate(
-    State(auth): State<Arc<Authenticator>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    match auth.authenticate_headers(request.headers()) {
-        Ok(identity) => {
-            request
-                .extensions_mut()
-                .insert(Authenticated(Arc::new(identity)));
-            next.run(request).await
+/// Serves `router` on `listener` until `shutdown` fires, with `TCP_NODELAY` on every
+/// connection: an MCP response stream ends with a small final chunk, which Nagle's algorithm
+/// would otherwise hold back until the client's delayed ACK (about 40 ms), stalling the next
+/// request on that connection.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY: {e}");
         }
-        Err(e) => unauthorized(&e.0),
+    });
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
+
+/// Establishes each HTTP request's identity before rmcp sees it, or answers 401. A plain
+/// service wrapper rather than axum's `from_fn` middleware, which boxes and clones the inner
+/// service on every request (measurable on the per-call path; see BENCHMARKS.md).
+#[derive(Clone)]
+struct Authenticate<S> {
+    auth: Arc<Authenticator>,
+    inner: S,
+}
+
+impl<S> tower_service::Service<Request> for Authenticate<S>
+where
+    S: tower_service::Service<Request, Error = Infallible>,
+    S::Response: IntoResponse,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        match self.auth.authenticate_headers(request.headers()) {
+            Ok(identity) => {
+                request
+                    .extensions_mut()
+                    .insert(Authenticated(Arc::new(identity)));
+                let response = self.inner.call(request);
+                Box::pin(async move { Ok(response.await?.into_response()) })
+            }
+            Err(e) => Box::pin(std::future::ready(Ok(unauthorized(&e.0)))),
+        }
     }
 }
 

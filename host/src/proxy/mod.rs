@@ -84,9 +84,7 @@ pub async fn serve_http(
         &options.http,
         shutdown.clone(),
     );
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await?;
+    http::serve(listener, router, shutdown).await?;
     Ok(())
 }
 
