@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# The main job: builds Portcullis and walks through the example policies with `check` and
-# `eval`, showing allow, deny, ask-the-user and redaction with the rules that decided.
+# The main job: builds Portcullis and the example MCP server, then
+#  1. runs an MCP client through the example server (examples/mailroom) with Portcullis inside,
+#  2. runs the same client through `portcullis proxy` in front of the unmodified server,
+#  3. walks through the example policies with `check` and `eval`, and capability tokens.
+# Each MCP step is checked: the script fails if any decision is not the expected one.
 # Usage: bash scripts/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 bash enforcers/build.sh
-cargo build --release --locked -q -p portcullis
-bin=target/release/portcullis
-[ -n "${CARGO_TARGET_DIR:-}" ] && bin="$CARGO_TARGET_DIR/release/portcullis"
+# The dev profile: dependencies are optimized anyway (Cargo.toml), and it shares the build
+# with the tests instead of compiling wasmtime a second time for release.
+cargo build --locked -q -p portcullis -p mailroom
+target="${CARGO_TARGET_DIR:-target}/debug"
+bin="$target/portcullis"
 
 if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi
 step() { printf '\n%s$ %s%s\n' "$bold" "$*" "$plain"; }
@@ -18,6 +23,16 @@ run() {  # run a command, show its exit code, never stop the demo on a deny
   echo "(exit $code)"
 }
 
+policy=examples/mailroom/policies/mailroom.yaml
+echo "== 1. An MCP server with Portcullis inside: examples/mailroom with $policy"
+step "walkthrough -- mailroom --config $policy"
+"$target/walkthrough" -- "$target/mailroom" --config "$policy"
+
+echo; echo "== 2. The same policy in front of the unmodified server: portcullis proxy"
+step "walkthrough -- portcullis proxy --config $policy -- mailroom --no-policy"
+"$target/walkthrough" -- "$bin" --log error proxy --config "$policy" -- "$target/mailroom" --no-policy
+
+echo; echo "== 3. Policies from the command line"
 run check --config policies/email-compact.yaml
 run check --config policies/structured.yaml
 

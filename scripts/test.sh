@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check CI runs: builds the WebAssembly enforcers, then formatting, clippy with
 # warnings as errors, and all tests (host, Rust guests natively, the JavaScript guest, the
-# end-to-end tests with a real MCP client and upstream server, and the MCP conformance suite).
+# end-to-end tests with a real MCP client and upstream server, the MCP conformance suite, and
+# the README's main job, scripts/demo.sh).
 # Usage: bash scripts/test.sh        (from anywhere inside the repository)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +33,15 @@ echo "== end-to-end: portcullis proxy, Python MCP SDK client, server-everything 
 bash tests/e2e/run.sh 2>&1 | tee -a "$log"
 echo "== MCP conformance suite: bare server, embedded PolicyLayer, portcullis proxy"
 bash tests/conformance/run.sh 2>&1 | tee -a "$log"
+echo "== the main job (scripts/demo.sh) runs to the end, every MCP step as expected"
+demo_log=$(mktemp)
+if ! bash scripts/demo.sh >"$demo_log" 2>&1; then
+  cat "$demo_log" >&2; echo "scripts/demo.sh failed" >&2; exit 1
+fi
+grep -E "^== all [0-9]+ steps behaved as expected" "$demo_log" | tee -a "$log"
+[ "$(grep -cE '^== all [0-9]+ steps behaved as expected' "$demo_log")" = 2 ] || {
+  cat "$demo_log" >&2; echo "the demo's walkthroughs did not both finish" >&2; exit 1; }
+rm -f "$demo_log"
 # Fail loudly if a runner silently ran nothing.
 grep -q "^test result: ok\. [1-9]" "$log" || { echo "no Rust tests ran" >&2; exit 1; }
 grep -qE "^# pass [1-9]" "$log" || { echo "no JavaScript tests ran" >&2; exit 1; }

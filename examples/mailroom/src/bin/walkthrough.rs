@@ -409,7 +409,7 @@ async fn walk(args: Args) -> anyhow::Result<bool> {
             t.len()
         ),
         None => println!(
-            "       _meta[\"portcullis/token\"]: none (approvals are kept in the server's memory)"
+            "       _meta[\"portcullis/token\"]: none (this caller presented no token: its approvals are sealed into a session token the server keeps)"
         ),
     }
     let Walk {
