@@ -306,15 +306,19 @@ impl Forwarder {
         downstream: Peer<RoleServer>,
         info: Option<InitializeRequestParams>,
     ) -> Result<Peer<RoleClient>, McpError> {
-        let info = info
-            .or_else(|| downstream.peer_info().map(|i| (*i).clone()))
-            .unwrap_or_default();
-        let relay = Relay {
-            downstream,
-            info,
-            flights: self.flights.clone(),
+        // The relay (with a copy of the client's info) is only built for the first request.
+        let connect = || async {
+            let info = info
+                .or_else(|| downstream.peer_info().map(|i| (*i).clone()))
+                .unwrap_or_default();
+            let relay = Relay {
+                downstream,
+                info,
+                flights: self.flights.clone(),
+            };
+            self.connect(relay).await
         };
-        match self.upstream.get_or_init(|| self.connect(relay)).await {
+        match self.upstream.get_or_init(connect).await {
             Ok(service) => {
                 if service.is_closed() {
                     return Err(gone(&self.spec));
@@ -335,12 +339,17 @@ impl Forwarder {
         request: ClientRequest,
     ) -> Result<ServerResult, McpError> {
         let peer = self.peer(ctx).await?;
-        let mut meta = ctx.meta.clone();
-        for key in OWN_META_KEYS {
-            meta.remove(key);
-        }
         let mut options = PeerRequestOptions::no_options();
-        if !meta.is_empty() {
+        // Usually the client's `_meta` holds only what rmcp sets anyway: copy it only if not.
+        if ctx
+            .meta
+            .keys()
+            .any(|k| !OWN_META_KEYS.contains(&k.as_str()))
+        {
+            let mut meta = ctx.meta.clone();
+            for key in OWN_META_KEYS {
+                meta.remove(key);
+            }
             options = options.with_meta(meta);
         }
         let handle = peer
