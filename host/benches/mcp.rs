@@ -51,6 +51,10 @@ use serde_json::json;
 use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
 
+// The allocator the `portcullis` binary uses, so the numbers are the shipped proxy's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Environment variable that makes this binary an MCP server on stdio (`bare` or `policed`).
 const SERVE_ENV: &str = "PORTCULLIS_BENCH_SERVE";
 const ROOT_KEY: &str = "bench-root-key-0123456789abcdef-0123456789";
