@@ -8,9 +8,15 @@
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use rmcp::model::{ProgressToken, RequestId};
 use rmcp::service::InboundStreamOrigin;
+
+/// How long a finished request's progress token still maps: rmcp hands each incoming
+/// notification to a task of its own, so progress sent just before a response can be relayed
+/// just after it.
+const PROGRESS_GRACE: Duration = Duration::from_secs(2);
 
 /// One session's upstream requests in flight.
 #[derive(Debug, Default)]
@@ -20,8 +26,8 @@ pub(super) struct Flights(Mutex<Table>);
 struct Table {
     /// Upstream request id -> the downstream request it serves.
     requests: HashMap<RequestId, RequestId>,
-    /// Upstream progress token -> the client's progress token.
-    progress: HashMap<ProgressToken, ProgressToken>,
+    /// Upstream progress token -> the client's progress token, and when the request ended.
+    progress: HashMap<ProgressToken, (ProgressToken, Option<Instant>)>,
 }
 
 /// Removes its flight from the table when dropped (answered, failed, cancelled or timed out).
@@ -35,7 +41,9 @@ impl Drop for Boarding<'_> {
     fn drop(&mut self) {
         let mut t = self.flights.lock();
         t.requests.remove(&self.upstream_id);
-        t.progress.remove(&self.upstream_token);
+        if let Some((_, ended)) = t.progress.get_mut(&self.upstream_token) {
+            *ended = Some(Instant::now());
+        }
     }
 }
 
@@ -51,9 +59,11 @@ impl Flights {
         downstream_token: Option<ProgressToken>,
     ) -> Boarding<'_> {
         let mut t = self.lock();
+        t.progress
+            .retain(|_, (_, ended)| ended.is_none_or(|at| at.elapsed() < PROGRESS_GRACE));
         t.requests.insert(upstream_id.clone(), downstream_id);
         if let Some(token) = downstream_token {
-            t.progress.insert(upstream_token.clone(), token);
+            t.progress.insert(upstream_token.clone(), (token, None));
         }
         Boarding {
             flights: self,
@@ -63,9 +73,13 @@ impl Flights {
     }
 
     /// The client's progress token for an upstream one; `None` when the client asked for no
-    /// progress on that request (or it is over).
+    /// progress on that request, or it ended more than [`PROGRESS_GRACE`] ago.
     pub(super) fn client_token(&self, upstream: &ProgressToken) -> Option<ProgressToken> {
-        self.lock().progress.get(upstream).cloned()
+        self.lock()
+            .progress
+            .get(upstream)
+            .filter(|(_, ended)| ended.is_none_or(|at| at.elapsed() < PROGRESS_GRACE))
+            .map(|(token, _)| token.clone())
     }
 
     /// The client request an upstream request to the proxy belongs to: the one whose upstream
@@ -117,8 +131,12 @@ mod tests {
         let on_b = InboundStreamOrigin::OutboundRequest(n(1));
         assert_eq!(flights.origin(Some(&on_b)), Some(n(8)));
         drop(a);
-        assert_eq!(flights.client_token(&token(0)), None);
-        assert_eq!(flights.origin(None), Some(n(8)));
+        assert_eq!(
+            flights.client_token(&token(0)),
+            Some(token(70)),
+            "progress relayed just after the answer still maps"
+        );
+        assert_eq!(flights.origin(None), Some(n(8)), "questions do not");
         drop(b);
         assert_eq!(flights.origin(Some(&on_b)), None);
     }
