@@ -43,8 +43,8 @@ use portcullis::proxy::{InProcess, ProxyOptions, UpstreamSpec};
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::streamable_http_server::StreamableHttpService;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ServerHandler, ServiceExt};
 use serde_json::json;
@@ -182,13 +182,7 @@ async fn serve(router: axum::Router, stop: CancellationToken) -> String {
 /// rmcp's service alone, with the HTTP hardening `portcullis::mcp::http::router` applies (Host and
 /// Origin checks, body cap), so the difference measured is the policy layer's.
 fn bare_router<S: ServerHandler + Clone>(server: S, stop: CancellationToken) -> axum::Router {
-    let options = HttpOptions::default();
-    let config = StreamableHttpServerConfig::default()
-        .with_allowed_hosts(options.allowed_hosts)
-        .with_allowed_origins(options.allowed_origins)
-        .enforce_origin_validation()
-        .with_max_request_body_bytes(options.max_body_bytes)
-        .with_cancellation_token(stop);
+    let config = HttpOptions::default().server_config(stop);
     let service = StreamableHttpService::new(
         move || Ok(server.clone()),
         Arc::new(LocalSessionManager::default()),

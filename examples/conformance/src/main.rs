@@ -24,7 +24,7 @@ use clap::Parser;
 use portcullis::Engine;
 use portcullis::mcp::http::{self, DEFAULT_MAX_BODY_BYTES, HttpOptions};
 use portcullis::mcp::{Authenticator, PolicyLayer, Transport};
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::transport::streamable_http_server::StreamableHttpService;
 use tokio_util::sync::CancellationToken;
 
 use fixtures::ConformanceServer;
@@ -128,12 +128,7 @@ fn policed(
 /// configures it, so a difference in results is the layer's doing. Its session manager adds the
 /// SSE polling disconnect of `test_reconnection` (see [`polling`]).
 fn bare(options: &HttpOptions, shutdown: CancellationToken) -> Router {
-    let config = StreamableHttpServerConfig::default()
-        .with_allowed_hosts(options.allowed_hosts.clone())
-        .with_allowed_origins(options.allowed_origins.clone())
-        .enforce_origin_validation()
-        .with_max_request_body_bytes(options.max_body_bytes)
-        .with_cancellation_token(shutdown);
+    let config = options.server_config(shutdown);
     let service = StreamableHttpService::new(
         || Ok(ConformanceServer::default()),
         Arc::new(PollingSessions::default()),

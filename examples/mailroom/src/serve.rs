@@ -12,8 +12,8 @@ use portcullis::mcp::http::HttpOptions;
 use portcullis::mcp::{Authenticator, PolicyLayer, Transport};
 use portcullis::reload::Reloader;
 use portcullis::wasm::Runtime;
+use rmcp::transport::streamable_http_server::StreamableHttpService;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ServerHandler, ServiceExt};
 use tokio_util::sync::CancellationToken;
 
@@ -182,12 +182,7 @@ fn bare_router(
     options: &HttpOptions,
     shutdown: CancellationToken,
 ) -> axum::Router {
-    let config = StreamableHttpServerConfig::default()
-        .with_allowed_hosts(options.allowed_hosts.clone())
-        .with_allowed_origins(options.allowed_origins.clone())
-        .enforce_origin_validation()
-        .with_max_request_body_bytes(options.max_body_bytes)
-        .with_cancellation_token(shutdown);
+    let config = options.server_config(shutdown);
     let service = StreamableHttpService::new(
         move || Ok(server.clone()),
         Arc::new(LocalSessionManager::default()),

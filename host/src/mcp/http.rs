@@ -58,6 +58,19 @@ impl Default for HttpOptions {
     }
 }
 
+impl HttpOptions {
+    /// rmcp's server configuration with these settings; for serving a server without the
+    /// policy layer exactly as [`router`] serves one with it.
+    pub fn server_config(&self, shutdown: CancellationToken) -> StreamableHttpServerConfig {
+        StreamableHttpServerConfig::default()
+            .with_allowed_hosts(self.allowed_hosts.clone())
+            .with_allowed_origins(self.allowed_origins.clone())
+            .enforce_origin_validation()
+            .with_max_request_body_bytes(self.max_body_bytes)
+            .with_cancellation_token(shutdown)
+    }
+}
+
 /// An axum router serving `factory`'s handlers, each wrapped by `layer`, at [`ENDPOINT`].
 /// `factory` is called once per MCP session. Cancelling `shutdown` ends every session.
 pub fn router<S, F>(
@@ -70,12 +83,7 @@ where
     S: ServerHandler,
     F: Fn() -> Result<S, std::io::Error> + Send + Sync + 'static,
 {
-    let config = StreamableHttpServerConfig::default()
-        .with_allowed_hosts(options.allowed_hosts.clone())
-        .with_allowed_origins(options.allowed_origins.clone())
-        .enforce_origin_validation()
-        .with_max_request_body_bytes(options.max_body_bytes)
-        .with_cancellation_token(shutdown);
+    let config = options.server_config(shutdown);
     let auth = layer.authenticator().clone();
     let service = StreamableHttpService::new(
         move || factory().map(|inner| layer.wrap(inner)),
