@@ -22,6 +22,10 @@ if ! cmp -s "$here/package-lock.json" "$here/node_modules/.portcullis-lock" 2>/d
 fi
 
 (cd "$root" && cargo build --locked --quiet -p portcullis --bin portcullis)
-export PORTCULLIS_BIN="$target/debug/portcullis"
+# A private copy: the target directory may be shared with other checkouts that rebuild the
+# same binary while the tests run.
+mkdir -p "$target/e2e-bin"
+cp "$target/debug/portcullis" "$target/e2e-bin/portcullis"
+export PORTCULLIS_BIN="$target/e2e-bin/portcullis"
 cd "$here"
 exec "$venv/bin/python" -m pytest -p no:cacheprovider "$@"
