@@ -571,3 +571,50 @@ async fn an_approved_field_stays_shown_for_the_token_holder() {
     assert_eq!(asked.load(Ordering::SeqCst), 1);
     assert_eq!(asked_elsewhere.load(Ordering::SeqCst), 0);
 }
+
+/// A server whose only tool answers with a task (whose result arrives later, out of the
+/// policy's sight).
+struct TaskServer;
+
+impl rmcp::ServerHandler for TaskServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+    }
+
+    async fn call_tool(
+        &self,
+        _: CallToolRequestParams,
+        _: RequestContext<rmcp::service::RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let now = "2026-11-30T00:00:00Z";
+        let task = Task::new("t1", TaskStatus::Working, now, now);
+        Ok(CallToolResponse::Task(CreateTaskResult::new(task)))
+    }
+}
+
+#[tokio::test]
+async fn a_task_answer_cannot_slip_past_after_phase_rules() {
+    let policy = r#"
+policies:
+  - "bf:report:tool_access:allow"
+  - "af:report:field_access:deny:secret"
+"#;
+    let engine = Arc::new(Engine::from_str(policy, "policy.yaml").unwrap());
+    let layer = PolicyLayer::new(engine);
+    let (server_io, client_io) = tokio::io::duplex(1 << 20);
+    tokio::spawn(async move {
+        if let Ok(running) = layer.wrap(TaskServer).serve(server_io).await {
+            let _ = running.waiting().await;
+        }
+    });
+    let client = TestClient::new(None).serve(client_io).await.unwrap();
+    let r = client
+        .call_tool_once(call("report", json!({})))
+        .await
+        .unwrap();
+    let CallToolResponse::Complete(r) = r else {
+        panic!("the task went through: {r:?}")
+    };
+    assert_eq!(r.is_error, Some(true));
+    assert!(text(&r).contains("answered with a task"), "{}", text(&r));
+}

@@ -554,3 +554,31 @@ async fn progress_reaches_the_client_under_its_own_token() {
     assert_eq!(steps, [1.0, 2.0]);
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn http_bodies_over_the_cap_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_policy(dir.path(), &policy("  auth: { mode: fixed }"));
+    let mut proxy = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    proxy
+        .args(["--log", "warn", "proxy", "--config"])
+        .arg(&config)
+        .args(["--listen", "127.0.0.1:0", "--max-body-bytes", "1024", "--"])
+        .arg(fixture_server());
+    let proxy = spawn_announcing(proxy, true);
+    let mut s = std::net::TcpStream::connect(&proxy.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{"pad":"{}"}}}}"#,
+        "x".repeat(4096)
+    );
+    write!(
+        s,
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    assert!(out.starts_with("HTTP/1.1 413"), "{out}");
+}
