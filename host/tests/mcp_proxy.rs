@@ -555,6 +555,75 @@ async fn progress_reaches_the_client_under_its_own_token() {
     client.cancel().await.unwrap();
 }
 
+/// What a client reads on the wire, not what rmcp's client hands its handler (rmcp handles each
+/// notification in a task of its own, which could reorder them there): every progress
+/// notification the upstream sent before its answer reaches the client before the answer, in
+/// the upstream's order. The conformance suite checks this too, and it failed on a busy CI
+/// machine when the proxy relayed progress from rmcp's notification tasks.
+#[test]
+fn progress_reaches_the_client_in_order_and_before_the_answer() {
+    const STEPS: u64 = 200;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_policy(
+        dir.path(),
+        &policy("").replace(
+            "policies:\n",
+            "policies:\n  - \"bf:progress:tool_access:allow\"\n",
+        ),
+    );
+    let mut proxy = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["--log", "warn", "proxy", "--config"])
+        .arg(&config)
+        .arg("--")
+        .arg(fixture_server())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = proxy.stdin.take().unwrap();
+    let mut lines = BufReader::new(proxy.stdout.take().unwrap()).lines();
+    let mut send = move |message: Value| writeln!(stdin, "{message}").unwrap();
+    send(
+        json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "wire", "version": "1"}}}),
+    );
+    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["id"], 0, "{first}");
+    send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    for round in 1..=3 {
+        let token = format!("client-{round}");
+        send(
+            json!({"jsonrpc": "2.0", "id": round, "method": "tools/call", "params": {
+            "name": "progress", "arguments": {"steps": STEPS},
+            "_meta": {"progressToken": token}}}),
+        );
+        let mut steps = Vec::new();
+        loop {
+            let line = lines.next().expect("the proxy closed stdout").unwrap();
+            let message: Value = serde_json::from_str(&line).unwrap();
+            if message["id"] == round {
+                assert!(message["result"].is_object(), "{message}");
+                break;
+            }
+            assert_eq!(message["method"], "notifications/progress", "{message}");
+            assert_eq!(
+                message["params"]["progressToken"],
+                token.as_str(),
+                "{message}"
+            );
+            steps.push(message["params"]["progress"].as_f64().unwrap() as u64);
+        }
+        let expected: Vec<u64> = (1..=STEPS).collect();
+        assert_eq!(
+            steps, expected,
+            "round {round}: progress before the answer, in order"
+        );
+    }
+    drop(send); // closes the proxy's stdin: the session ends
+    assert!(proxy.wait().unwrap().success());
+}
+
 #[tokio::test]
 async fn http_bodies_over_the_cap_are_refused() {
     let dir = tempfile::tempdir().unwrap();

@@ -36,12 +36,13 @@ use rmcp::service::{
     InboundStreamOrigin, NotificationContext, OriginatingRequestId, Peer, PeerRequestOptions,
     RequestContext, RoleClient, RoleServer, RunningService, ServiceError,
 };
-use rmcp::transport::TokioChildProcess;
+use rmcp::transport::{IntoTransport, TokioChildProcess};
 use rmcp::{ClientHandler, ErrorData as McpError, ServerHandler, ServiceExt};
 use tokio::sync::OnceCell;
 
 use super::flights::Flights;
 use super::http_upstream::HttpUpstream;
+use super::progress::InOrder;
 
 /// Where the upstream server is.
 #[derive(Debug, Clone)]
@@ -169,20 +170,6 @@ impl ClientHandler for Relay {
         }
     }
 
-    async fn on_progress(
-        &self,
-        mut params: ProgressNotificationParam,
-        _: NotificationContext<RoleClient>,
-    ) {
-        // Progress for a request the client asked progress for, under its token; anything
-        // else (a request over, or one that asked none) would mean nothing to the client.
-        let Some(token) = self.flights.client_token(&params.progress_token) else {
-            return;
-        };
-        params.progress_token = token;
-        let _ = self.downstream.notify_progress(params).await;
-    }
-
     async fn on_logging_message(
         &self,
         params: LoggingMessageNotificationParam,
@@ -248,6 +235,7 @@ impl Forwarder {
     }
 
     async fn connect(&self, relay: Relay) -> Result<RunningService<RoleClient, Relay>, String> {
+        let (flights, downstream) = (self.flights.clone(), relay.downstream.clone());
         let connected = match &*self.spec {
             UpstreamSpec::Command { program, args } => {
                 let mut cmd = tokio::process::Command::new(program);
@@ -255,13 +243,17 @@ impl Forwarder {
                 let transport = TokioChildProcess::new(cmd).map_err(|e| {
                     format!("cannot start the upstream server `{}`: {e}", self.spec)
                 })?;
+                let transport = InOrder::new(transport, flights, downstream);
                 tokio::time::timeout(self.timeout, relay.serve(transport)).await
             }
             UpstreamSpec::Url(upstream) => {
-                tokio::time::timeout(self.timeout, relay.serve(upstream.transport())).await
+                let transport = InOrder::new(upstream.transport(), flights, downstream);
+                tokio::time::timeout(self.timeout, relay.serve(transport)).await
             }
             UpstreamSpec::InProcess(start) => {
-                tokio::time::timeout(self.timeout, relay.serve((start.0)())).await
+                let transport = IntoTransport::<RoleClient, _, _>::into_transport((start.0)());
+                let transport = InOrder::new(transport, flights, downstream);
+                tokio::time::timeout(self.timeout, relay.serve(transport)).await
             }
         };
         let service = match connected {
@@ -357,9 +349,10 @@ impl Forwarder {
             .await
             .map_err(|_| gone(&self.spec))?;
         let upstream_id = handle.id.clone();
+        let upstream_token = handle.progress_token.clone();
         let _boarding = self.flights.board(
             upstream_id.clone(),
-            handle.progress_token.clone(),
+            upstream_token.clone(),
             ctx.id.clone(),
             ctx.meta.get_progress_token(),
         );
@@ -373,6 +366,10 @@ impl Forwarder {
                 ));
             }
         };
+        if outcome.is_ok() {
+            // The upstream answered: the progress it sent first goes out first.
+            self.flights.drained(&upstream_token).await;
+        }
         match outcome {
             Ok(Ok(result)) => Ok(result),
             // The upstream's own JSON-RPC errors pass unchanged.

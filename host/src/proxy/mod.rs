@@ -14,6 +14,7 @@
 mod flights;
 mod forward;
 mod http_upstream;
+mod progress;
 
 use std::sync::Arc;
 use std::time::Duration;

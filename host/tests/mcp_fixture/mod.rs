@@ -78,7 +78,11 @@ pub fn tools() -> Vec<Tool> {
         ),
         Tool::new("slow", "Never answers in time", any()),
         Tool::new("crash", "The server process exits", any()),
-        Tool::new("progress", "Reports progress twice, then answers", any()),
+        Tool::new(
+            "progress",
+            "Reports progress `steps` times (default 2), then answers",
+            any(),
+        ),
     ]
 }
 
@@ -156,9 +160,14 @@ impl ServerHandler for FixtureServer {
             "crash" => std::process::exit(3),
             "progress" => {
                 let token = context.meta.get_progress_token();
+                let steps = args
+                    .get("steps")
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(2);
                 if let Some(token) = token.clone() {
-                    for step in [1.0, 2.0] {
-                        let p = ProgressNotificationParam::new(token.clone(), step).with_total(2.0);
+                    for step in 1..=steps {
+                        let p = ProgressNotificationParam::new(token.clone(), step as f64)
+                            .with_total(steps as f64);
                         let _ = context.peer.notify_progress(p).await;
                     }
                 }
