@@ -8,7 +8,11 @@
 //!   and output schemas are widened so redacted results still validate.
 //! - `resources/read`, `prompts/get` and their lists: policed as `resource:<uri>` and
 //!   `prompt:<name>` once the policy has a rule for that kind (see [`visibility::polices`]).
-//! - Everything else (initialize, ping, completions, logging, notifications, ...) passes.
+//! - `initialize` / `server/discover`: capabilities the caller may use none of are left out
+//!   (`config.hide_denied_capabilities`).
+//! - Everything else (completions, logging, subscriptions, tasks, ...) passes once the caller
+//!   is identified; the methods in `config.bypass_methods` (by default the handshake, ping and
+//!   notifications) pass without identity or rules.
 //!
 //! Approvals: protocol versions up to 2025-11-25 get a server-to-client `elicitation/create`
 //! with a boolean confirmation; 2026-07-28 gets an InputRequired result carrying the question
@@ -41,8 +45,9 @@ use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use rmcp::model::Extensions;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams,
+    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams,
     CancelledNotificationParam, CompleteRequestParams, CompleteResult, ContentBlock,
     CustomNotification, CustomRequest, CustomResult, DiscoverResult, ElicitRequest,
     ElicitRequestParams, ElicitationAction, ElicitationSchema, ErrorCode, GetPromptRequestParams,
@@ -51,9 +56,9 @@ use rmcp::model::{
     InputResponses, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
     ListSkillsResult, ListToolsResult, MetaObject, PaginatedRequestParams,
     ProgressNotificationParam, ProtocolVersion, ReadResourceDirectoryRequestParams,
-    ReadResourceDirectoryResult, ReadResourceRequestParams, ReadResourceResponse, ServerConfig,
-    SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter, Tool,
-    UnsubscribeRequestParams, UpdateTaskParams,
+    ReadResourceDirectoryResult, ReadResourceRequestParams, ReadResourceResponse,
+    ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscribeRequestParams,
+    SubscriptionFilter, Tool, UnsubscribeRequestParams, UpdateTaskParams,
 };
 use rmcp::service::{
     ElicitationMode, NotificationContext, RequestContext, RoleServer, SubscriptionContext,
@@ -217,7 +222,11 @@ impl<H: ServerHandler> Policed<H> {
     }
 
     fn identify(&self, ctx: &RequestContext<RoleServer>) -> Result<Arc<Identity>, McpError> {
-        if let Some(parts) = ctx.extensions.get::<::http::request::Parts>() {
+        self.identify_in(&ctx.extensions)
+    }
+
+    fn identify_in(&self, extensions: &Extensions) -> Result<Arc<Identity>, McpError> {
+        if let Some(parts) = extensions.get::<::http::request::Parts>() {
             if let Some(Authenticated(id)) = parts.extensions.get::<Authenticated>() {
                 return Ok(id.clone());
             }
@@ -235,6 +244,52 @@ impl<H: ServerHandler> Policed<H> {
             .map_err(unauthorized)
     }
 
+    /// Whether `config.bypass_methods` lets `method` through without identity or rules.
+    fn bypassed(&self, method: &str) -> bool {
+        self.layer
+            .engine
+            .snapshot()
+            .config()
+            .bypass_methods
+            .matches(method)
+    }
+
+    /// Identifies the caller of `method` unless it is bypassed.
+    fn admit(&self, method: &str, ctx: &RequestContext<RoleServer>) -> Result<(), McpError> {
+        if !self.bypassed(method) {
+            self.identify(ctx)?;
+        }
+        Ok(())
+    }
+
+    /// Whether a notification may be handled: bypassed, or from an identified caller. A
+    /// notification cannot be answered with an error, so one that fails is dropped and logged.
+    fn admit_notification(&self, method: &str, ctx: &NotificationContext<RoleServer>) -> bool {
+        if self.bypassed(method) {
+            return true;
+        }
+        match self.identify_in(&ctx.extensions) {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(method, reason = %e.message, "notification dropped: caller not identified");
+                false
+            }
+        }
+    }
+
+    /// The caller of a listing `method`, or `None` when the method is bypassed (listed in
+    /// full, as the inner server lists it).
+    fn lister(
+        &self,
+        method: &str,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<Option<Caller>, McpError> {
+        if self.bypassed(method) {
+            return Ok(None);
+        }
+        self.caller(ctx).map(Some)
+    }
+
     /// The caller and their current token (refreshed by earlier answers, if any).
     fn caller(&self, ctx: &RequestContext<RoleServer>) -> Result<Caller, McpError> {
         let identity = self.identify(ctx)?;
@@ -243,6 +298,139 @@ impl<H: ServerHandler> Policed<H> {
             .approvals
             .held(&self.layer.engine, &identity, now_unix_ms());
         Ok(Caller { identity, held })
+    }
+
+    /// `config.hide_denied_capabilities`: leaves out of `capabilities` each of tools,
+    /// resources and prompts the caller may use none of, judged from the inner server's own
+    /// lists (every page) as the list endpoints would filter them. A caller that cannot be
+    /// identified may use nothing. A listing that fails leaves its capability in place: the
+    /// calls are still decided one by one.
+    async fn trim_capabilities(
+        &self,
+        capabilities: &mut ServerCapabilities,
+        ctx: &RequestContext<RoleServer>,
+    ) {
+        let caller = self.caller(ctx).ok();
+        let snapshot = self.layer.engine.snapshot();
+        let now = now_unix_ms();
+        let usable = |target: &str| {
+            caller.as_ref().is_some_and(|c| {
+                visibility::may_call(
+                    &snapshot,
+                    &c.identity.subject,
+                    c.held.verified(),
+                    target,
+                    now,
+                )
+            })
+        };
+        if capabilities.tools.is_some() {
+            let tools = self.every_page(
+                ctx,
+                |p, c| self.inner.list_tools(p, c),
+                |r| {
+                    (
+                        r.tools.into_iter().map(|t| t.name.into_owned()).collect(),
+                        r.next_cursor,
+                    )
+                },
+            );
+            if tools
+                .await
+                .is_some_and(|names| !names.iter().any(|n| usable(n)))
+            {
+                capabilities.tools = None;
+            }
+        }
+        if capabilities.prompts.is_some() && visibility::polices(&snapshot, PROMPT_PREFIX) {
+            let prompts = self.every_page(
+                ctx,
+                |p, c| self.inner.list_prompts(p, c),
+                |r| {
+                    (
+                        r.prompts.into_iter().map(|p| p.name).collect(),
+                        r.next_cursor,
+                    )
+                },
+            );
+            if prompts
+                .await
+                .is_some_and(|names| !names.iter().any(|n| usable(&format!("{PROMPT_PREFIX}{n}"))))
+            {
+                capabilities.prompts = None;
+            }
+        }
+        if capabilities.resources.is_some() && visibility::polices(&snapshot, RESOURCE_PREFIX) {
+            let listed = self.every_page(
+                ctx,
+                |p, c| self.inner.list_resources(p, c),
+                |r| {
+                    (
+                        r.resources.into_iter().map(|r| r.uri).collect(),
+                        r.next_cursor,
+                    )
+                },
+            );
+            let none_listed = listed.await.is_some_and(|uris| {
+                !uris
+                    .iter()
+                    .any(|u| usable(&format!("{RESOURCE_PREFIX}{u}")))
+            });
+            // A template names resources not listed: they count unless no rule could ever
+            // let this caller read any resource.
+            let templated = || async {
+                let templates = self.every_page(
+                    ctx,
+                    |p, c| self.inner.list_resource_templates(p, c),
+                    |r| {
+                        (
+                            r.resource_templates.into_iter().map(|_| ()).collect(),
+                            r.next_cursor,
+                        )
+                    },
+                );
+                templates.await.is_none_or(|t: Vec<()>| !t.is_empty())
+                    && caller.as_ref().is_some_and(|c| {
+                        visibility::may_use_any(
+                            &snapshot,
+                            &c.identity.subject,
+                            c.held.verified(),
+                            RESOURCE_PREFIX,
+                            now,
+                        )
+                    })
+            };
+            if none_listed && !templated().await {
+                capabilities.resources = None;
+            }
+        }
+    }
+
+    /// Every item of a paginated inner listing, or `None` if a page fails (or the server
+    /// pages without end).
+    async fn every_page<R, T, F, Fut>(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        list: F,
+        split: impl Fn(R) -> (Vec<T>, Option<String>),
+    ) -> Option<Vec<T>>
+    where
+        F: Fn(Option<PaginatedRequestParams>, RequestContext<RoleServer>) -> Fut,
+        Fut: Future<Output = Result<R, McpError>>,
+    {
+        const MAX_PAGES: usize = 100;
+        let mut items = Vec::new();
+        let mut cursor = None;
+        for _ in 0..MAX_PAGES {
+            let params = cursor.map(|c| PaginatedRequestParams::default().with_cursor(Some(c)));
+            let (page, next) = split(list(params, ctx.clone()).await.ok()?);
+            items.extend(page);
+            match next {
+                Some(c) => cursor = Some(c),
+                None => return Some(items),
+            }
+        }
+        None
     }
 
     fn session_id(&self, ctx: &RequestContext<RoleServer>) -> String {
@@ -598,6 +786,7 @@ fn set_meta(meta: &mut Option<MetaObject>, key: &str, value: Value) {
 
 impl<H: ServerHandler> ServerHandler for Policed<H> {
     async fn ping(&self, context: RequestContext<RoleServer>) -> Result<(), McpError> {
+        self.admit("ping", &context)?;
         self.inner.ping(context).await
     }
 
@@ -606,7 +795,19 @@ impl<H: ServerHandler> ServerHandler for Policed<H> {
         request: InitializeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, McpError> {
-        self.inner.initialize(request, context).await
+        self.admit("initialize", &context)?;
+        let mut result = self.inner.initialize(request, context.clone()).await?;
+        if self
+            .layer
+            .engine
+            .snapshot()
+            .config()
+            .hide_denied_capabilities
+        {
+            self.trim_capabilities(&mut result.capabilities, &context)
+                .await;
+        }
+        Ok(result)
     }
 
     fn negotiate_initialize(
@@ -624,7 +825,21 @@ impl<H: ServerHandler> ServerHandler for Policed<H> {
         &self,
         context: RequestContext<RoleServer>,
     ) -> Result<DiscoverResult, McpError> {
-        self.inner.discover(context).await
+        self.admit("server/discover", &context)?;
+        let mut result = self.inner.discover(context.clone()).await?;
+        if self
+            .layer
+            .engine
+            .snapshot()
+            .config()
+            .hide_denied_capabilities
+        {
+            self.trim_capabilities(&mut result.capabilities, &context)
+                .await;
+            // What this caller was shown is not what another would be.
+            result.cache_scope = CacheScope::Private;
+        }
+        Ok(result)
     }
 
     async fn complete(
@@ -632,7 +847,7 @@ impl<H: ServerHandler> ServerHandler for Policed<H> {
         request: CompleteRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, McpError> {
-        self.identify(&context)?;
+        self.admit("completion/complete", &context)?;
         self.inner.complete(request, context).await
     }
 
@@ -641,6 +856,7 @@ impl<H: ServerHandler> ServerHandler for Policed<H> {
         request: SetLevelRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
+        self.admit("logging/setLevel", &context)?;
         self.inner.set_level(request, context).await
     }
 
@@ -699,7 +915,9 @@ impl<H: ServerHandler> ServerHandler for Policed<H> {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
-        let caller = self.caller(&context)?;
+        let Some(caller) = self.lister("prompts/list", &context)? else {
+            return self.inner.list_prompts(request, context).await;
+        };
         let mut result = self.inner.list_prompts(request, context).await?;
         hide_uncallable(
             &self.layer.engine,
@@ -716,7 +934,9 @@ impl<H: ServerHandler> ServerHandler for Policed<H> {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        let caller = self.caller(&context)?;
+        let Some(caller) = self.lister("resources/list", &context)? else {
+            return self.inner.list_resources(request, context).await;
+        };
         let mut result = self.inner.list_resources(request, context).await?;
         hide_uncallable(
             &self.layer.engine,
@@ -733,7 +953,7 @@ impl<H: ServerHandler> ServerHandler for Policed<H> {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
-        self.identify(&context)?;
+        self.admit("resources/templates/list", &context)?;
         self.inner.list_resource_templates(request, context).await
     }
 
@@ -810,7 +1030,7 @@ impl<H: ServerHandler> ServerHandler for Policed<H> {
         request: SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        self.identify(&context)?;
+        self.admit("resources/subscribe", &context)?;
         self.inner.subscribe(request, context).await
     }
 
@@ -820,6 +1040,7 @@ impl<H: ServerHandler> ServerHandler for Policed<H> {
         request: UnsubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
+        self.admit("resources/unsubscribe", &context)?;
         self.inner.unsubscribe(request, context).await
     }
 
@@ -836,10 +1057,10 @@ impl<H: ServerHandler> ServerHandler for Policed<H> {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let caller = self.caller(&context)?;
+        let caller = self.lister("tools/list", &context)?;
         let mut result = self.inner.list_tools(request, context).await?;
         let snapshot = self.layer.engine.snapshot();
-        if snapshot.config().hide_denied_tools {
+        if let Some(caller) = caller.filter(|_| snapshot.config().hide_denied_tools) {
             let now = now_unix_ms();
             result.tools.retain(|t| {
                 visibility::may_call(
@@ -869,7 +1090,7 @@ impl<H: ServerHandler> ServerHandler for Policed<H> {
         request: CustomRequest,
         context: RequestContext<RoleServer>,
     ) -> Result<CustomResult, McpError> {
-        self.identify(&context)?;
+        self.admit(&request.method, &context)?;
         self.inner.on_custom_request(request, context).await
     }
 
@@ -878,7 +1099,9 @@ impl<H: ServerHandler> ServerHandler for Policed<H> {
         notification: CancelledNotificationParam,
         context: NotificationContext<RoleServer>,
     ) {
-        self.inner.on_cancelled(notification, context).await
+        if self.admit_notification("notifications/cancelled", &context) {
+            self.inner.on_cancelled(notification, context).await
+        }
     }
 
     async fn on_progress(
@@ -886,15 +1109,21 @@ impl<H: ServerHandler> ServerHandler for Policed<H> {
         notification: ProgressNotificationParam,
         context: NotificationContext<RoleServer>,
     ) {
-        self.inner.on_progress(notification, context).await
+        if self.admit_notification("notifications/progress", &context) {
+            self.inner.on_progress(notification, context).await
+        }
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
-        self.inner.on_initialized(context).await
+        if self.admit_notification("notifications/initialized", &context) {
+            self.inner.on_initialized(context).await
+        }
     }
 
     async fn on_roots_list_changed(&self, context: NotificationContext<RoleServer>) {
-        self.inner.on_roots_list_changed(context).await
+        if self.admit_notification("notifications/roots/list_changed", &context) {
+            self.inner.on_roots_list_changed(context).await
+        }
     }
 
     async fn on_custom_notification(
@@ -902,9 +1131,11 @@ impl<H: ServerHandler> ServerHandler for Policed<H> {
         notification: CustomNotification,
         context: NotificationContext<RoleServer>,
     ) {
-        self.inner
-            .on_custom_notification(notification, context)
-            .await
+        if self.admit_notification(&notification.method, &context) {
+            self.inner
+                .on_custom_notification(notification, context)
+                .await
+        }
     }
 
     fn get_info(&self) -> ServerConfig {
@@ -919,6 +1150,9 @@ impl<H: ServerHandler> ServerHandler for Policed<H> {
     }
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
+        if !self.bypassed("subscriptions/listen") {
+            self.identify(context.request_context())?;
+        }
         self.inner.listen(context).await
     }
 
@@ -929,7 +1163,7 @@ impl<H: ServerHandler> ServerHandler for Policed<H> {
         request: GetTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, McpError> {
-        self.identify(&context)?;
+        self.admit("tasks/get", &context)?;
         self.inner.get_task(request, context).await
     }
 
@@ -938,7 +1172,7 @@ impl<H: ServerHandler> ServerHandler for Policed<H> {
         request: UpdateTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        self.identify(&context)?;
+        self.admit("tasks/update", &context)?;
         self.inner.update_task(request, context).await
     }
 
@@ -947,7 +1181,7 @@ impl<H: ServerHandler> ServerHandler for Policed<H> {
         request: CancelTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        self.identify(&context)?;
+        self.admit("tasks/cancel", &context)?;
         self.inner.cancel_task(request, context).await
     }
 
@@ -956,7 +1190,7 @@ impl<H: ServerHandler> ServerHandler for Policed<H> {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListSkillsResult, McpError> {
-        self.identify(&context)?;
+        self.admit("skills/list", &context)?;
         self.inner.list_skills(request, context).await
     }
 
@@ -965,7 +1199,7 @@ impl<H: ServerHandler> ServerHandler for Policed<H> {
         request: GetSkillRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetSkillResult, McpError> {
-        self.identify(&context)?;
+        self.admit("skills/get", &context)?;
         self.inner.get_skill(request, context).await
     }
 
@@ -974,7 +1208,9 @@ impl<H: ServerHandler> ServerHandler for Policed<H> {
         request: ReadResourceDirectoryRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceDirectoryResult, McpError> {
-        let caller = self.caller(&context)?;
+        let Some(caller) = self.lister("resources/directory/read", &context)? else {
+            return self.inner.read_resource_directory(request, context).await;
+        };
         let mut result = self.inner.read_resource_directory(request, context).await?;
         hide_uncallable(
             &self.layer.engine,

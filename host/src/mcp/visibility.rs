@@ -40,6 +40,32 @@ pub fn may_call(
     could_pass
 }
 
+/// Whether some target starting with `prefix` (`resource:`) could pass for the caller: the
+/// default allows, or an allow or ask rule for them names such targets. For targets not
+/// listed (resource templates), where [`may_call`] has no name to judge.
+pub fn may_use_any(
+    snapshot: &Snapshot,
+    subject: &Subject,
+    token: Option<&VerifiedToken>,
+    prefix: &str,
+    now_unix_ms: u64,
+) -> bool {
+    let reaches = |p: &str| p.starts_with(prefix) || p.starts_with('*');
+    if let Some(tok) = token
+        && tok.tool_globs().any(|g| !reaches(g.as_str()))
+    {
+        return false;
+    }
+    snapshot.config().default_effect == Effect::Allow
+        || snapshot.rules().iter().any(|r| {
+            r.phase == Phase::Before
+                && !r.is_expired(now_unix_ms)
+                && r.subjects.matches(subject)
+                && matches!(r.action, Effect::Allow | Effect::Elicit)
+                && r.tools.iter().any(|p| reaches(p.as_str()))
+        })
+}
+
 fn applicable<'a>(
     rules: &'a [Rule],
     subject: &'a Subject,

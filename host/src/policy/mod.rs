@@ -8,6 +8,7 @@
 mod auth;
 pub mod compact;
 mod error;
+mod methods;
 mod raw;
 mod tool_pattern;
 
@@ -17,6 +18,7 @@ use std::sync::Arc;
 
 pub use auth::{AuthConfig, AuthMode, JwtAlgorithm, JwtConfig};
 pub use error::{LoadError, LoadErrors};
+pub use methods::{DEFAULT_BYPASS, MethodSet};
 pub use tool_pattern::ToolPattern;
 
 use crate::condition::Condition;
@@ -109,6 +111,12 @@ pub struct Config {
     /// MCP layer: tools/list leaves out tools the caller can never call (default on), so a
     /// model is not tempted by tools it will be refused.
     pub hide_denied_tools: bool,
+    /// MCP layer: `initialize` (and `server/discover`) leave out the tools, resources or
+    /// prompts capability when the caller may use none of them (off by default: it costs a
+    /// listing at every handshake).
+    pub hide_denied_capabilities: bool,
+    /// MCP layer: methods let through without identity or rules.
+    pub bypass_methods: MethodSet,
     /// MCP layer: how callers are identified (`config.auth`).
     pub auth: AuthConfig,
 }
@@ -125,6 +133,8 @@ impl Default for Config {
             limits: Limits::default(),
             redaction: RedactMode::Replace,
             hide_denied_tools: true,
+            hide_denied_capabilities: false,
+            bypass_methods: MethodSet::default(),
             auth: AuthConfig::default(),
         }
     }
@@ -465,6 +475,22 @@ impl Compiler<'_> {
         }
         if let Some(h) = c.hide_denied_tools {
             config.hide_denied_tools = h;
+        }
+        if let Some(h) = c.hide_denied_capabilities {
+            config.hide_denied_capabilities = h;
+        }
+        if let Some(methods) = &c.bypass_methods {
+            let patterns = methods.iter().map(|m| m.value.as_str());
+            match MethodSet::parse(patterns) {
+                Ok(set) => config.bypass_methods = set,
+                Err(message) => {
+                    let at = methods
+                        .iter()
+                        .find(|m| message.contains(&format!("{:?}", m.value)))
+                        .map_or((0, 0), |m| (m.referenced.line(), m.referenced.column()));
+                    self.error(at.0, at.1, format!("config.{message}"));
+                }
+            }
         }
         if let Some(a) = &c.auth {
             match auth::compile(&a.value) {

@@ -36,6 +36,10 @@ pub(super) struct RawConfig {
     pub redaction: Option<Spanned<String>>,
     /// MCP layer: hide tools the caller can never call from tools/list (default true).
     pub hide_denied_tools: Option<bool>,
+    /// MCP layer: trim capabilities the caller may not use from `initialize` (default false).
+    pub hide_denied_capabilities: Option<bool>,
+    /// MCP layer: methods let through without identity or rules.
+    pub bypass_methods: Option<Vec<Spanned<String>>>,
     /// MCP layer: how callers are identified.
     pub auth: Option<Spanned<super::auth::RawAuth>>,
 }
