@@ -1,0 +1,131 @@
+//! The README's migration guide: each seed system's own example, translated into the policies
+//! in `policies/migrate/`, decides here as the seed documents (and differs only where the guide
+//! says it does on purpose).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use portcullis::decision::Effect;
+use portcullis::mcp::identity::{Authenticator, Transport};
+use portcullis::{Content, Engine, Request, Subject, ToolResult};
+use serde_json::{Value, json};
+
+fn file(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../policies/migrate")
+        .join(name)
+}
+
+fn load(name: &str) -> Arc<Engine> {
+    Arc::new(Engine::from_file(&file(name)).unwrap_or_else(|e| panic!("{name}: {e}")))
+}
+
+fn before(engine: &Engine, subject: Subject, tool: &str, args: Value) -> Effect {
+    engine.before(&Request::new(subject, tool, args)).effect
+}
+
+/// The subject an HTTP request with this header would be, through the policy's own `auth`.
+fn caller(engine: &Arc<Engine>, header: &str, value: &str) -> Subject {
+    let config = engine.snapshot().config().auth.clone();
+    let auth = Authenticator::from_config(&config, Transport::Http, engine, &|_| None).unwrap();
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        http::HeaderName::from_bytes(header.as_bytes()).unwrap(),
+        value.parse().unwrap(),
+    );
+    auth.authenticate_headers(&headers).unwrap().subject
+}
+
+#[test]
+fn macaroon_middleware_quick_start() {
+    let engine = load("macaroon-middleware.yaml");
+    let ann = || Subject::user("ann");
+    assert_eq!(
+        before(&engine, ann(), "read_emails", json!({})),
+        Effect::Allow
+    );
+    assert_eq!(
+        before(&engine, ann(), "admin_tool", json!({})),
+        Effect::Deny
+    );
+    assert_eq!(
+        before(&engine, ann(), "unmentioned", json!({})),
+        Effect::Allow,
+        "the seed allowed tools no caveat names; the translation says so explicitly"
+    );
+    let email = json!({"subject": "hi", "body": "secret", "attachments": ["a.pdf"]});
+    let result = ToolResult {
+        content: vec![Content::Text(email.to_string())],
+        structured: None,
+        is_error: false,
+    };
+    let (d, out) = engine.after(&Request::new(ann(), "read_emails", json!({})), result);
+    assert_eq!(d.effect, Effect::Elicit, "attachments await approval");
+    let Content::Text(text) = &out.content[0] else {
+        panic!("{out:?}")
+    };
+    let v: Value = serde_json::from_str(text).unwrap();
+    assert_eq!(v["body"], "[REDACTED]");
+    assert_eq!(v["subject"], "hi");
+}
+
+#[test]
+fn auth_guard_simple_policy() {
+    let engine = load("auth-guard.yaml");
+    let user = caller(&engine, "x-api-key", "user-key-123-0123456789");
+    let admin = caller(&engine, "x-api-key", "admin-key-456-0123456789");
+    assert_eq!(
+        before(&engine, user.clone(), "safe_tool", json!({})),
+        Effect::Allow
+    );
+    assert_eq!(
+        before(&engine, user.clone(), "read_only_tool", json!({})),
+        Effect::Allow
+    );
+    assert_eq!(
+        before(&engine, user.clone(), "sensitive_operation", json!({})),
+        Effect::Deny
+    );
+    assert_eq!(
+        before(&engine, admin, "sensitive_operation", json!({})),
+        Effect::Allow
+    );
+    let export = |limit: Value| {
+        before(
+            &engine,
+            user.clone(),
+            "export_rows",
+            json!({"limit": limit}),
+        )
+    };
+    assert_eq!(export(json!(50)), Effect::Allow);
+    assert_eq!(export(json!(500)), Effect::Deny);
+    assert_eq!(
+        export(json!("50")),
+        Effect::Allow,
+        "numeric strings compare as numbers"
+    );
+}
+
+#[test]
+fn pymcp_kit_rule_based_authorizer() {
+    let engine = load("pymcp-kit.yaml");
+    let alice = caller(&engine, "authorization", "Bearer secret-token-0123456789");
+    assert_eq!(alice.user, "alice");
+    assert_eq!(
+        before(&engine, alice.clone(), "deploy_prod", json!({})),
+        Effect::Allow
+    );
+    assert_eq!(
+        before(&engine, alice.clone(), "status", json!({})),
+        Effect::Allow
+    );
+    assert_eq!(
+        before(&engine, alice.clone(), "drop_tables", json!({})),
+        Effect::Deny
+    );
+    let config = engine.snapshot().config().clone();
+    assert!(config.hide_denied_tools && config.hide_denied_capabilities);
+    assert!(config.bypass_methods.matches("ping"));
+    assert!(!config.bypass_methods.matches("tools/list"));
+}
