@@ -118,12 +118,14 @@ struct Header {
 }
 
 fn b64_uint(origin: &str, kid: &str, name: &str, text: &str) -> Result<BoxedUint, JweError> {
-    let bytes = Zeroizing::new(B64.decode(text.trim_end_matches('=')).map_err(|_| {
-        JweError::Key {
-            origin: origin.into(),
-            message: format!("key {kid:?}: member {name:?} is not base64url"),
-        }
-    })?);
+    let bytes =
+        Zeroizing::new(
+            B64.decode(text.trim_end_matches('='))
+                .map_err(|_| JweError::Key {
+                    origin: origin.into(),
+                    message: format!("key {kid:?}: member {name:?} is not base64url"),
+                })?,
+        );
     if bytes.is_empty() || bytes.len() > MAX_KEY_BITS / 8 {
         return Err(JweError::Key {
             origin: origin.into(),
@@ -179,8 +181,11 @@ impl PrivateKeySet {
             origin: origin.into(),
             message,
         };
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| err(format!("not JSON (expected a JWKS {{\"keys\": [...]}}): {e}")))?;
+        let value: Value = serde_json::from_str(text).map_err(|e| {
+            err(format!(
+                "not JSON (expected a JWKS {{\"keys\": [...]}}): {e}"
+            ))
+        })?;
         let items = match value.get("keys") {
             Some(Value::Array(items)) => items.clone(),
             Some(_) => return Err(err("member \"keys\" is not an array".into())),
@@ -290,9 +295,8 @@ impl PrivateKeySet {
                 .map_err(|_| JweError::Malformed(format!("the {what} is not base64url")))
         };
         let header_bytes = decode(header_b64, "protected header")?;
-        let header: Header = serde_json::from_slice(&header_bytes).map_err(|_| {
-            JweError::Malformed("the protected header is not a JSON object".into())
-        })?;
+        let header: Header = serde_json::from_slice(&header_bytes)
+            .map_err(|_| JweError::Malformed("the protected header is not a JSON object".into()))?;
         let alg = header.alg.as_deref().unwrap_or("");
         if alg != RSA_OAEP_256 && alg != RSA_OAEP {
             return Err(JweError::Unsupported(format!(
@@ -436,8 +440,8 @@ pub fn encrypt(jwks: &Value, alg: &str, plaintext: &[u8]) -> Result<String, JweE
     .map_err(|e| JweError::Encrypt(e.to_string()))?;
     let iv = random_bytes::<IV_BYTES>()?;
     let cipher = Aes256Gcm::new_from_slice(&cek).map_err(|e| JweError::Encrypt(e.to_string()))?;
-    let nonce: Array<u8, _> = Array::try_from(iv.as_slice())
-        .map_err(|_| JweError::Encrypt("bad nonce length".into()))?;
+    let nonce: Array<u8, _> =
+        Array::try_from(iv.as_slice()).map_err(|_| JweError::Encrypt("bad nonce length".into()))?;
     let mut sealed = cipher
         .encrypt(
             &nonce,
@@ -521,7 +525,13 @@ mod tests {
             let err = keys.decrypt(&forged).unwrap_err().to_string();
             assert!(err.contains(expected), "{header}: {err}");
         }
-        for garbage in ["", "a.b", "a.b.c.d.e", "....", &"x".repeat(MAX_TOKEN_BYTES + 1)] {
+        for garbage in [
+            "",
+            "a.b",
+            "a.b.c.d.e",
+            "....",
+            &"x".repeat(MAX_TOKEN_BYTES + 1),
+        ] {
             assert!(keys.decrypt(garbage).is_err());
         }
     }
@@ -536,7 +546,9 @@ mod tests {
             (r#"{"keys": [{"kty": "EC"}]}"#, "only RSA"),
             (public.as_str(), "member \"d\" is missing"),
         ] {
-            let err = PrivateKeySet::from_json(text, "k.json").unwrap_err().to_string();
+            let err = PrivateKeySet::from_json(text, "k.json")
+                .unwrap_err()
+                .to_string();
             assert!(err.starts_with("k.json: "), "{err}");
             assert!(err.contains(expected), "{text}: {err}");
         }

@@ -163,8 +163,7 @@ fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> 
             .with_context(|| format!("cannot create {}", tmp.display()))?;
         file.write_all(bytes)?;
         file.sync_all()?;
-        std::fs::rename(&tmp, path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
         anyhow::Ok(())
     })();
     if result.is_err() {

@@ -13,10 +13,10 @@ use axum::Router;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, Method, StatusCode, header};
-use serde_json::Value;
 use rmcp::ServerHandler;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::identity::{AuthError, Authenticator};
@@ -145,8 +145,7 @@ impl tower_service::Service<Request> for PublicJson {
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let mut response = if request.method() == Method::GET || request.method() == Method::HEAD
-        {
+        let mut response = if request.method() == Method::GET || request.method() == Method::HEAD {
             (StatusCode::OK, self.0.to_string()).into_response()
         } else {
             let mut r = StatusCode::METHOD_NOT_ALLOWED.into_response();
@@ -261,9 +260,8 @@ fn challenge(status: StatusCode, error: &str, reason: &str, body: Value) -> Resp
         .chars()
         .filter(|c| (' '..='~').contains(c) && *c != '"' && *c != '\\')
         .collect();
-    let challenge = format!(
-        "Bearer realm=\"portcullis\", error=\"{error}\", error_description=\"{quoted}\""
-    );
+    let challenge =
+        format!("Bearer realm=\"portcullis\", error=\"{error}\", error_description=\"{quoted}\"");
     let mut response = (status, body.to_string()).into_response();
     let headers = response.headers_mut();
     headers.insert(

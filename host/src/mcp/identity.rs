@@ -198,9 +198,10 @@ impl Authenticator {
             AuthMode::ApiKeys => Mode::ApiKeys(load_api_keys(config, env)?),
             AuthMode::Jwt => Mode::Jwt(Box::new(load_jwt(config, env)?)),
             AuthMode::Jwe => {
-                let jwe = config.jwe.clone().ok_or_else(|| {
-                    AuthSetupError::Jwt("mode jwe has no jwe settings".into())
-                })?;
+                let jwe = config
+                    .jwe
+                    .clone()
+                    .ok_or_else(|| AuthSetupError::Jwt("mode jwe has no jwe settings".into()))?;
                 Mode::Jwe(Box::new(Jwe {
                     keys: PrivateKeySet::load(&jwe.key_file)?,
                     config: jwe,
@@ -303,7 +304,9 @@ impl Authenticator {
             }
             Mode::Jwt(jwt) => {
                 let token = bearer(headers)?.ok_or_else(|| {
-                    AuthError::Invalid("missing bearer token: send Authorization: Bearer <JWT>".into())
+                    AuthError::Invalid(
+                        "missing bearer token: send Authorization: Bearer <JWT>".into(),
+                    )
                 })?;
                 check_jwt(jwt, &token)
             }
@@ -317,7 +320,9 @@ impl Authenticator {
             }
             Mode::Macaroon { keys, engine } => {
                 let token = bearer(headers)?.ok_or_else(|| {
-                    AuthError::Invalid("missing bearer token: send Authorization: Bearer <token>".into())
+                    AuthError::Invalid(
+                        "missing bearer token: send Authorization: Bearer <token>".into(),
+                    )
                 })?;
                 check_macaroon(keys, engine, &token)
             }
@@ -864,5 +869,145 @@ mod tests {
         ] {
             assert!(auth.authenticate_headers(&token(claims, key)).is_err());
         }
+    }
+
+    /// A jwe authenticator over `transport` with a fresh 2048-bit key, required claims
+    /// `name` and `email`; the token for stdio comes from `stdio_token`.
+    fn jwe_auth(
+        transport: Transport,
+        stdio_token: Option<String>,
+    ) -> (Authenticator, serde_json::Value, tempfile::TempDir) {
+        let keys = crate::jwe::PrivateKeySet::generate(2048).unwrap();
+        jwe_auth_with(&keys, transport, stdio_token)
+    }
+
+    fn jwe_auth_with(
+        keys: &crate::jwe::PrivateKeySet,
+        transport: Transport,
+        stdio_token: Option<String>,
+    ) -> (Authenticator, serde_json::Value, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("private.jwks.json");
+        std::fs::write(&path, keys.to_private_jwks().to_string()).unwrap();
+        let config = AuthConfig {
+            mode: Some(AuthMode::Jwe),
+            jwe: Some(JweConfig {
+                key_file: path,
+                required_claims: vec!["name".into(), "email".into()],
+                user_claim: "sub".into(),
+                roles_claim: "roles".into(),
+            }),
+            ..AuthConfig::default()
+        };
+        let env = move |n: &str| (n == JWE_ENV).then(|| stdio_token.clone()).flatten();
+        let auth = Authenticator::from_config(&config, transport, &engine(), &env).unwrap();
+        (auth, keys.public_jwks(), dir)
+    }
+
+    fn jwe_token(jwks: &serde_json::Value, claims: &serde_json::Value) -> String {
+        crate::jwe::encrypt(
+            jwks,
+            crate::jwe::RSA_OAEP_256,
+            claims.to_string().as_bytes(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn jwe_maps_claims_like_jwt_and_refuses_each_bad_token_its_own_way() {
+        let (auth, public, _dir) = jwe_auth(Transport::Http, None);
+        let now = (now_unix_ms() / 1000) as i64;
+        let good = serde_json::json!({"sub": "ann", "name": "Ann", "email": "a@x", "roles": "analyst, admin", "exp": now + 600});
+        let bearer = |t: &str| headers(&[("authorization", &format!("Bearer {t}"))]);
+        let id = auth
+            .authenticate_headers(&bearer(&jwe_token(&public, &good)))
+            .unwrap();
+        assert_eq!(id.subject.user, "ann");
+        assert_eq!(id.subject.roles, ["analyst", "admin"]);
+        assert_eq!(id.subject.attributes["email"], "a@x");
+
+        let invalid = |h: HeaderMap| match auth.authenticate_headers(&h) {
+            Err(AuthError::Invalid(m)) => m,
+            other => panic!("expected 401, got {other:?}"),
+        };
+        assert!(invalid(headers(&[])).contains("missing bearer token"));
+        let (_, other_public, _other_dir) = jwe_auth(Transport::Http, None);
+        assert!(invalid(bearer(&jwe_token(&other_public, &good))).contains("no key with kid"));
+        let token = jwe_token(&public, &good);
+        let (head, tail) = token.rsplit_once('.').unwrap();
+        let flipped = if tail.starts_with('A') { "B" } else { "A" };
+        let tampered = format!("{head}.{flipped}{}", &tail[1..]);
+        assert!(invalid(bearer(&tampered)).contains("does not decrypt"));
+        let mut expired = good.clone();
+        expired["exp"] = (now - 120).into();
+        assert!(invalid(bearer(&jwe_token(&public, &expired))).contains("expired"));
+        let mut bad_exp = good.clone();
+        bad_exp["exp"] = "tomorrow".into();
+        assert!(invalid(bearer(&jwe_token(&public, &bad_exp))).contains("not a number"));
+        let mut early = good.clone();
+        early["nbf"] = (now + 120).into();
+        assert!(invalid(bearer(&jwe_token(&public, &early))).contains("not valid for another"));
+        let mut bad_roles = good.clone();
+        bad_roles["roles"] = 7.into();
+        assert!(invalid(bearer(&jwe_token(&public, &bad_roles))).contains("\"roles\""));
+
+        let mut partial = good.clone();
+        partial.as_object_mut().unwrap().remove("email");
+        partial["name"] = serde_json::Value::Null;
+        partial.as_object_mut().unwrap().remove("sub");
+        match auth.authenticate_headers(&bearer(&jwe_token(&public, &partial))) {
+            Err(AuthError::MissingClaims { missing }) => {
+                assert_eq!(missing, ["sub", "name", "email"])
+            }
+            other => panic!("expected 403, got {other:?}"),
+        }
+        assert_eq!(
+            auth.required_claims().unwrap(),
+            ["sub", "name", "email"],
+            "the discovery list"
+        );
+    }
+
+    #[test]
+    fn jwe_over_stdio_reads_portcullis_jwe() {
+        let keys = crate::jwe::PrivateKeySet::generate(2048).unwrap();
+        let (auth, public, _dir) = jwe_auth_with(&keys, Transport::Stdio, None);
+        let err = auth.authenticate_stdio().unwrap_err();
+        assert!(err.to_string().contains(JWE_ENV), "{err}");
+        let good = serde_json::json!({"sub": "ann", "name": "Ann", "email": "a@x"});
+        let (auth, _, _d) = jwe_auth_with(&keys, Transport::Stdio, Some(jwe_token(&public, &good)));
+        assert_eq!(auth.authenticate_stdio().unwrap().subject.user, "ann");
+        let (auth, _, _d) = jwe_auth_with(
+            &keys,
+            Transport::Stdio,
+            Some(jwe_token(&public, &serde_json::json!({"sub": "ann"}))),
+        );
+        assert_eq!(
+            auth.authenticate_stdio().unwrap_err(),
+            AuthError::MissingClaims {
+                missing: vec!["name".into(), "email".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn jwe_setup_errors_name_the_key_file() {
+        let config = AuthConfig {
+            mode: Some(AuthMode::Jwe),
+            jwe: Some(JweConfig {
+                key_file: "/nonexistent/private.jwks.json".into(),
+                required_claims: vec![],
+                user_claim: "sub".into(),
+                roles_claim: "roles".into(),
+            }),
+            ..AuthConfig::default()
+        };
+        let err = Authenticator::from_config(&config, Transport::Http, &engine(), &|_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("auth mode jwe") && err.contains("/nonexistent/private.jwks.json"),
+            "{err}"
+        );
     }
 }
