@@ -153,7 +153,7 @@ fn uint_b64(v: &BoxedUint) -> String {
 impl PrivateKeySet {
     /// A new key pair of `bits` bits (2048 to 8192), from the operating system's RNG.
     pub fn generate(bits: usize) -> Result<Self, JweError> {
-        if !(MIN_KEY_BITS..=MAX_KEY_BITS).contains(&bits) || bits % 8 != 0 {
+        if !(MIN_KEY_BITS..=MAX_KEY_BITS).contains(&bits) || !bits.is_multiple_of(8) {
             return Err(JweError::Generate(format!(
                 "{bits} bits: expected a multiple of 8 from {MIN_KEY_BITS} to {MAX_KEY_BITS}"
             )));
