@@ -44,6 +44,7 @@ pub mod cli;
 pub mod condition;
 pub mod decision;
 pub mod engine;
+pub mod jwe;
 pub mod mcp;
 pub mod paths;
 pub mod policy;

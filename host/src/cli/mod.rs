@@ -4,6 +4,7 @@
 mod check;
 mod enforcers;
 mod eval;
+mod keys;
 mod proxy;
 mod token;
 mod watch;
@@ -57,6 +58,9 @@ enum Command {
     /// Mint, attenuate and inspect capability tokens; make discharges.
     #[command(subcommand)]
     Token(token::Command),
+    /// Generate and show RSA key pairs (JWKS) for auth mode jwe; encrypt test tokens.
+    #[command(subcommand)]
+    Keys(keys::Command),
 }
 
 /// Runs the CLI with the process's arguments.
@@ -76,6 +80,7 @@ pub fn main() -> ExitCode {
         Command::Enforcers(cmd) => enforcers::run(&cmd),
         Command::Watch(args) => watch::run(&args),
         Command::Token(cmd) => token::run(&cmd),
+        Command::Keys(cmd) => keys::run(&cmd),
         Command::Proxy(args) => proxy::run(&args),
     };
     ExitCode::from(code)

@@ -2,9 +2,10 @@
 //! credentials into a [`Subject`] (and, for macaroons, a verified token).
 //!
 //! Over HTTP the credentials are headers; a missing or bad one is answered with 401 and
-//! `WWW-Authenticate: Bearer` by [`crate::mcp::http`]. Over stdio there are no headers: the
+//! `WWW-Authenticate: Bearer` by [`crate::mcp::http`]; a valid JWE token without a required
+//! claim is answered with 403 naming the missing claims. Over stdio there are no headers: the
 //! credential is read from the environment once at startup (`PORTCULLIS_API_KEY`,
-//! `PORTCULLIS_JWT`, `PORTCULLIS_TOKEN`) and checked on every request, so an expiring JWT or
+//! `PORTCULLIS_JWT`, `PORTCULLIS_JWE`, `PORTCULLIS_TOKEN`) and checked on every request, so an expiring JWT or
 //! token stops working when it expires; a failure is a JSON-RPC error.
 
 use std::collections::BTreeMap;
@@ -18,7 +19,8 @@ use subtle::ConstantTimeEq;
 use thiserror::Error;
 
 use crate::engine::Engine;
-use crate::policy::{AuthConfig, AuthMode, JwtAlgorithm, JwtConfig};
+use crate::jwe::PrivateKeySet;
+use crate::policy::{AuthConfig, AuthMode, JweConfig, JwtAlgorithm, JwtConfig};
 use crate::request::{Subject, now_unix_ms};
 use crate::token::{Keyring, VerifiedToken, VerifyOptions};
 
@@ -26,6 +28,10 @@ use crate::token::{Keyring, VerifiedToken, VerifyOptions};
 pub const API_KEY_ENV: &str = "PORTCULLIS_API_KEY";
 /// Environment variable a stdio client's JWT is read from.
 pub const JWT_ENV: &str = "PORTCULLIS_JWT";
+/// Environment variable a stdio client's JWE token is read from.
+pub const JWE_ENV: &str = "PORTCULLIS_JWE";
+/// Seconds of clock skew allowed when checking `exp` and `nbf` (modes `jwt` and `jwe`).
+const LEEWAY_SECS: i64 = 30;
 /// Environment variable a stdio client's macaroon token is read from.
 pub const TOKEN_ENV: &str = "PORTCULLIS_TOKEN";
 /// User of mode `fixed` when `auth.user` is not set.
@@ -71,13 +77,31 @@ pub enum AuthSetupError {
     Jwt(String),
     #[error("auth mode macaroon: {0}")]
     Macaroon(String),
+    #[error("auth mode jwe: {0}")]
+    Jwe(#[from] crate::jwe::JweError),
 }
 
 /// Why a request's credentials were refused. The message is safe to show the caller: it never
 /// contains the credential.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
-#[error("{0}")]
-pub struct AuthError(pub String);
+pub enum AuthError {
+    /// No credential, or one that is not valid: HTTP 401.
+    #[error("{0}")]
+    Invalid(String),
+    /// A valid token that lacks claims this server requires (mode `jwe`): HTTP 403.
+    #[error("the token lacks required claims: {}", .missing.join(", "))]
+    MissingClaims { missing: Vec<String> },
+}
+
+impl AuthError {
+    /// The claims a [`AuthError::MissingClaims`] names; empty otherwise.
+    pub fn missing_claims(&self) -> &[String] {
+        match self {
+            AuthError::MissingClaims { missing } => missing,
+            AuthError::Invalid(_) => &[],
+        }
+    }
+}
 
 /// One entry of an API key file: `KEY: {user: ..., roles: [...]}`.
 #[derive(Debug, Deserialize)]
@@ -101,11 +125,17 @@ struct Jwt {
     config: JwtConfig,
 }
 
+struct Jwe {
+    keys: PrivateKeySet,
+    config: JweConfig,
+}
+
 enum Mode {
     Fixed(Subject),
     Headers,
     ApiKeys(Vec<ApiKey>),
     Jwt(Box<Jwt>),
+    Jwe(Box<Jwe>),
     Macaroon {
         keys: Box<Keyring>,
         engine: Arc<Engine>,
@@ -167,6 +197,16 @@ impl Authenticator {
             }
             AuthMode::ApiKeys => Mode::ApiKeys(load_api_keys(config, env)?),
             AuthMode::Jwt => Mode::Jwt(Box::new(load_jwt(config, env)?)),
+            AuthMode::Jwe => {
+                let jwe = config
+                    .jwe
+                    .clone()
+                    .ok_or_else(|| AuthSetupError::Jwt("mode jwe has no jwe settings".into()))?;
+                Mode::Jwe(Box::new(Jwe {
+                    keys: PrivateKeySet::load(&jwe.key_file)?,
+                    config: jwe,
+                }))
+            }
             AuthMode::Macaroon => {
                 let keys = Keyring::from_config(engine.snapshot().config(), |var| env(var).map(Ok))
                     .map_err(|e| AuthSetupError::Macaroon(e.to_string()))?;
@@ -179,6 +219,7 @@ impl Authenticator {
         let stdio_credential = match (transport, mode) {
             (Transport::Stdio, AuthMode::ApiKeys) => Some(API_KEY_ENV),
             (Transport::Stdio, AuthMode::Jwt) => Some(JWT_ENV),
+            (Transport::Stdio, AuthMode::Jwe) => Some(JWE_ENV),
             (Transport::Stdio, AuthMode::Macaroon) => Some(TOKEN_ENV),
             _ => None,
         }
@@ -213,7 +254,36 @@ impl Authenticator {
             Mode::Headers => "headers",
             Mode::ApiKeys(_) => "api_keys",
             Mode::Jwt(_) => "jwt",
+            Mode::Jwe(_) => "jwe",
             Mode::Macaroon { .. } => "macaroon",
+        }
+    }
+
+    /// Mode `jwe`: the public JWKS clients encrypt tokens with (served at
+    /// `/.well-known/jwks.json`).
+    pub fn public_jwks(&self) -> Option<serde_json::Value> {
+        match &self.mode {
+            Mode::Jwe(jwe) => Some(jwe.keys.public_jwks()),
+            _ => None,
+        }
+    }
+
+    /// Mode `jwe`: the claims every token must carry (`auth.required_claims` and the user
+    /// claim), as served at `/.well-known/portcullis-auth`.
+    pub fn required_claims(&self) -> Option<Vec<String>> {
+        match &self.mode {
+            Mode::Jwe(jwe) => {
+                let mut claims = vec![jwe.config.user_claim.clone()];
+                claims.extend(
+                    jwe.config
+                        .required_claims
+                        .iter()
+                        .filter(|c| **c != jwe.config.user_claim)
+                        .cloned(),
+                );
+                Some(claims)
+            }
+            _ => None,
         }
     }
 
@@ -226,7 +296,7 @@ impl Authenticator {
                 let key = header(headers, "x-api-key")?
                     .or(bearer(headers)?)
                     .ok_or_else(|| {
-                        AuthError(
+                        AuthError::Invalid(
                             "missing API key: send it as X-API-Key or Authorization: Bearer".into(),
                         )
                     })?;
@@ -234,13 +304,25 @@ impl Authenticator {
             }
             Mode::Jwt(jwt) => {
                 let token = bearer(headers)?.ok_or_else(|| {
-                    AuthError("missing bearer token: send Authorization: Bearer <JWT>".into())
+                    AuthError::Invalid(
+                        "missing bearer token: send Authorization: Bearer <JWT>".into(),
+                    )
                 })?;
                 check_jwt(jwt, &token)
             }
+            Mode::Jwe(jwe) => {
+                let token = bearer(headers)?.ok_or_else(|| {
+                    AuthError::Invalid(
+                        "missing bearer token: send Authorization: Bearer <JWE>".into(),
+                    )
+                })?;
+                check_jwe(jwe, &token)
+            }
             Mode::Macaroon { keys, engine } => {
                 let token = bearer(headers)?.ok_or_else(|| {
-                    AuthError("missing bearer token: send Authorization: Bearer <token>".into())
+                    AuthError::Invalid(
+                        "missing bearer token: send Authorization: Bearer <token>".into(),
+                    )
                 })?;
                 check_macaroon(keys, engine, &token)
             }
@@ -250,13 +332,13 @@ impl Authenticator {
     /// Identifies a stdio caller by the credential read from the environment at startup.
     pub fn authenticate_stdio(&self) -> Result<Identity, AuthError> {
         let missing = |name: &str| {
-            AuthError(format!(
+            AuthError::Invalid(format!(
                 "no credential: set the environment variable {name} for the server process"
             ))
         };
         match &self.mode {
             Mode::Fixed(subject) => Ok(plain(subject.clone())),
-            Mode::Headers => Err(AuthError(
+            Mode::Headers => Err(AuthError::Invalid(
                 "auth mode headers needs HTTP; stdio has no headers".into(),
             )),
             Mode::ApiKeys(keys) => {
@@ -272,6 +354,13 @@ impl Authenticator {
                     .as_deref()
                     .ok_or_else(|| missing(JWT_ENV))?;
                 check_jwt(jwt, token)
+            }
+            Mode::Jwe(jwe) => {
+                let token = self
+                    .stdio_credential
+                    .as_deref()
+                    .ok_or_else(|| missing(JWE_ENV))?;
+                check_jwe(jwe, token)
             }
             Mode::Macaroon { keys, engine } => {
                 let token = self
@@ -297,13 +386,13 @@ fn header(headers: &HeaderMap, name: &str) -> Result<Option<String>, AuthError> 
         return Ok(None);
     };
     if v.len() > MAX_CREDENTIAL_BYTES {
-        return Err(AuthError(format!(
+        return Err(AuthError::Invalid(format!(
             "header {name} is longer than {MAX_CREDENTIAL_BYTES} bytes"
         )));
     }
     v.to_str()
         .map(|s| Some(s.trim().to_string()))
-        .map_err(|_| AuthError(format!("header {name} is not visible ASCII")))
+        .map_err(|_| AuthError::Invalid(format!("header {name} is not visible ASCII")))
 }
 
 /// The token of an `Authorization: Bearer ...` header.
@@ -313,7 +402,7 @@ fn bearer(headers: &HeaderMap) -> Result<Option<String>, AuthError> {
     };
     let (scheme, rest) = value.split_once(' ').unwrap_or((&value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") || rest.trim().is_empty() {
-        return Err(AuthError(
+        return Err(AuthError::Invalid(
             "the Authorization header is not of the form `Bearer <token>`".into(),
         ));
     }
@@ -323,7 +412,7 @@ fn bearer(headers: &HeaderMap) -> Result<Option<String>, AuthError> {
 fn from_trusted_headers(headers: &HeaderMap) -> Result<Identity, AuthError> {
     let user = header(headers, "x-user-id")?
         .filter(|u| !u.is_empty())
-        .ok_or_else(|| AuthError("missing x-user-id header".into()))?;
+        .ok_or_else(|| AuthError::Invalid("missing x-user-id header".into()))?;
     let roles = header(headers, "x-user-roles")?
         .map(|r| split_roles(&r))
         .unwrap_or_default();
@@ -357,7 +446,7 @@ fn check_api_key(keys: &[ApiKey], presented: &str) -> Result<Identity, AuthError
     }
     found
         .map(|s| plain(s.clone()))
-        .ok_or_else(|| AuthError("invalid API key".into()))
+        .ok_or_else(|| AuthError::Invalid("invalid API key".into()))
 }
 
 fn check_jwt(jwt: &Jwt, token: &str) -> Result<Identity, AuthError> {
@@ -366,19 +455,34 @@ fn check_jwt(jwt: &Jwt, token: &str) -> Result<Identity, AuthError> {
         &jwt.key,
         &jwt.validation,
     )
-    .map_err(|e| AuthError(format!("invalid JWT: {e}")))?;
-    let claims = data.claims;
+    .map_err(|e| AuthError::Invalid(format!("invalid JWT: {e}")))?;
+    subject_from_claims(
+        &data.claims,
+        &jwt.config.user_claim,
+        &jwt.config.roles_claim,
+        "JWT",
+    )
+}
+
+/// The subject a token's claims describe, the same way for modes `jwt` and `jwe`: the user
+/// from `user_claim`, roles from `roles_claim` (an array of strings or a space/comma separated
+/// string), and every string claim as an attribute.
+fn subject_from_claims(
+    claims: &serde_json::Map<String, serde_json::Value>,
+    user_claim: &str,
+    roles_claim: &str,
+    kind: &str,
+) -> Result<Identity, AuthError> {
     let user = claims
-        .get(&jwt.config.user_claim)
+        .get(user_claim)
         .and_then(|v| v.as_str())
         .filter(|u| !u.is_empty())
         .ok_or_else(|| {
-            AuthError(format!(
-                "invalid JWT: claim {:?} (the user id) is missing or not a string",
-                jwt.config.user_claim
+            AuthError::Invalid(format!(
+                "invalid {kind}: claim {user_claim:?} (the user id) is missing or not a string"
             ))
         })?;
-    let roles = match claims.get(&jwt.config.roles_claim) {
+    let roles = match claims.get(roles_claim) {
         None | Some(serde_json::Value::Null) => Vec::new(),
         Some(serde_json::Value::String(s)) => split_roles(s),
         Some(serde_json::Value::Array(items)) => items
@@ -386,15 +490,13 @@ fn check_jwt(jwt: &Jwt, token: &str) -> Result<Identity, AuthError> {
             .map(|r| r.as_str().map(String::from))
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| {
-                AuthError(format!(
-                    "invalid JWT: claim {:?} must hold strings",
-                    jwt.config.roles_claim
+                AuthError::Invalid(format!(
+                    "invalid {kind}: claim {roles_claim:?} must hold strings"
                 ))
             })?,
         Some(_) => {
-            return Err(AuthError(format!(
-                "invalid JWT: claim {:?} must be a string or an array of strings",
-                jwt.config.roles_claim
+            return Err(AuthError::Invalid(format!(
+                "invalid {kind}: claim {roles_claim:?} must be a string or an array of strings"
             )));
         }
     };
@@ -410,6 +512,77 @@ fn check_jwt(jwt: &Jwt, token: &str) -> Result<Identity, AuthError> {
     }))
 }
 
+/// Decrypts a JWE bearer token (401 if it does not decrypt or is expired or not yet valid),
+/// then checks the required claims (403 naming every missing one) and maps the claims to a
+/// subject as mode `jwt` does.
+fn check_jwe(jwe: &Jwe, token: &str) -> Result<Identity, AuthError> {
+    let claims = jwe
+        .keys
+        .decrypt_claims(token)
+        .map_err(|e| AuthError::Invalid(format!("invalid JWE: {e}")))?;
+    check_time_claims(&claims, now_unix_ms() / 1000, "JWE")?;
+    let absent = |c: &String| matches!(claims.get(c), None | Some(serde_json::Value::Null));
+    let mut missing: Vec<String> = Vec::new();
+    if absent(&jwe.config.user_claim) {
+        missing.push(jwe.config.user_claim.clone());
+    }
+    for claim in &jwe.config.required_claims {
+        if absent(claim) && !missing.contains(claim) {
+            missing.push(claim.clone());
+        }
+    }
+    if !missing.is_empty() {
+        return Err(AuthError::MissingClaims { missing });
+    }
+    subject_from_claims(
+        &claims,
+        &jwe.config.user_claim,
+        &jwe.config.roles_claim,
+        "JWE",
+    )
+}
+
+/// `exp` and `nbf`, when present, must be numbers (seconds since the epoch) and hold now,
+/// give or take [`LEEWAY_SECS`].
+fn check_time_claims(
+    claims: &serde_json::Map<String, serde_json::Value>,
+    now_secs: u64,
+    kind: &str,
+) -> Result<(), AuthError> {
+    let now = i64::try_from(now_secs).unwrap_or(i64::MAX);
+    let number = |name: &str| -> Result<Option<i64>, AuthError> {
+        match claims.get(name) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(v) => v
+                .as_i64()
+                .or_else(|| v.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+                .map(Some)
+                .ok_or_else(|| {
+                    AuthError::Invalid(format!(
+                        "invalid {kind}: claim {name:?} is not a number of seconds"
+                    ))
+                }),
+        }
+    };
+    if let Some(exp) = number("exp")?
+        && now > exp.saturating_add(LEEWAY_SECS)
+    {
+        return Err(AuthError::Invalid(format!(
+            "invalid {kind}: expired {} seconds ago (exp {exp})",
+            now - exp
+        )));
+    }
+    if let Some(nbf) = number("nbf")?
+        && now.saturating_add(LEEWAY_SECS) < nbf
+    {
+        return Err(AuthError::Invalid(format!(
+            "invalid {kind}: not valid for another {} seconds (nbf {nbf})",
+            nbf - now
+        )));
+    }
+    Ok(())
+}
+
 fn check_macaroon(keys: &Keyring, engine: &Engine, token: &str) -> Result<Identity, AuthError> {
     let opts = VerifyOptions {
         now_unix_ms: now_unix_ms(),
@@ -417,7 +590,7 @@ fn check_macaroon(keys: &Keyring, engine: &Engine, token: &str) -> Result<Identi
     };
     let verified = engine
         .verify_token_shared(keys, token, &[], &opts)
-        .map_err(|e| AuthError(format!("invalid token: {e}")))?;
+        .map_err(|e| AuthError::Invalid(format!("invalid token: {e}")))?;
     Ok(Identity {
         subject: verified.subject.clone(),
         token: Some(verified),
@@ -543,7 +716,7 @@ fn load_jwt(
     validation.set_issuer(&[&jwt.issuer]);
     validation.set_audience(&[&jwt.audience]);
     validation.validate_exp = true;
-    validation.leeway = 30;
+    validation.leeway = LEEWAY_SECS as u64;
     validation.required_spec_claims = ["exp", "iss", "aud"]
         .into_iter()
         .map(String::from)
@@ -696,5 +869,145 @@ mod tests {
         ] {
             assert!(auth.authenticate_headers(&token(claims, key)).is_err());
         }
+    }
+
+    /// A jwe authenticator over `transport` with a fresh 2048-bit key, required claims
+    /// `name` and `email`; the token for stdio comes from `stdio_token`.
+    fn jwe_auth(
+        transport: Transport,
+        stdio_token: Option<String>,
+    ) -> (Authenticator, serde_json::Value, tempfile::TempDir) {
+        let keys = crate::jwe::PrivateKeySet::generate(2048).unwrap();
+        jwe_auth_with(&keys, transport, stdio_token)
+    }
+
+    fn jwe_auth_with(
+        keys: &crate::jwe::PrivateKeySet,
+        transport: Transport,
+        stdio_token: Option<String>,
+    ) -> (Authenticator, serde_json::Value, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("private.jwks.json");
+        std::fs::write(&path, keys.to_private_jwks().to_string()).unwrap();
+        let config = AuthConfig {
+            mode: Some(AuthMode::Jwe),
+            jwe: Some(JweConfig {
+                key_file: path,
+                required_claims: vec!["name".into(), "email".into()],
+                user_claim: "sub".into(),
+                roles_claim: "roles".into(),
+            }),
+            ..AuthConfig::default()
+        };
+        let env = move |n: &str| (n == JWE_ENV).then(|| stdio_token.clone()).flatten();
+        let auth = Authenticator::from_config(&config, transport, &engine(), &env).unwrap();
+        (auth, keys.public_jwks(), dir)
+    }
+
+    fn jwe_token(jwks: &serde_json::Value, claims: &serde_json::Value) -> String {
+        crate::jwe::encrypt(
+            jwks,
+            crate::jwe::RSA_OAEP_256,
+            claims.to_string().as_bytes(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn jwe_maps_claims_like_jwt_and_refuses_each_bad_token_its_own_way() {
+        let (auth, public, _dir) = jwe_auth(Transport::Http, None);
+        let now = (now_unix_ms() / 1000) as i64;
+        let good = serde_json::json!({"sub": "ann", "name": "Ann", "email": "a@x", "roles": "analyst, admin", "exp": now + 600});
+        let bearer = |t: &str| headers(&[("authorization", &format!("Bearer {t}"))]);
+        let id = auth
+            .authenticate_headers(&bearer(&jwe_token(&public, &good)))
+            .unwrap();
+        assert_eq!(id.subject.user, "ann");
+        assert_eq!(id.subject.roles, ["analyst", "admin"]);
+        assert_eq!(id.subject.attributes["email"], "a@x");
+
+        let invalid = |h: HeaderMap| match auth.authenticate_headers(&h) {
+            Err(AuthError::Invalid(m)) => m,
+            other => panic!("expected 401, got {other:?}"),
+        };
+        assert!(invalid(headers(&[])).contains("missing bearer token"));
+        let (_, other_public, _other_dir) = jwe_auth(Transport::Http, None);
+        assert!(invalid(bearer(&jwe_token(&other_public, &good))).contains("no key with kid"));
+        let token = jwe_token(&public, &good);
+        let (head, tail) = token.rsplit_once('.').unwrap();
+        let flipped = if tail.starts_with('A') { "B" } else { "A" };
+        let tampered = format!("{head}.{flipped}{}", &tail[1..]);
+        assert!(invalid(bearer(&tampered)).contains("does not decrypt"));
+        let mut expired = good.clone();
+        expired["exp"] = (now - 120).into();
+        assert!(invalid(bearer(&jwe_token(&public, &expired))).contains("expired"));
+        let mut bad_exp = good.clone();
+        bad_exp["exp"] = "tomorrow".into();
+        assert!(invalid(bearer(&jwe_token(&public, &bad_exp))).contains("not a number"));
+        let mut early = good.clone();
+        early["nbf"] = (now + 120).into();
+        assert!(invalid(bearer(&jwe_token(&public, &early))).contains("not valid for another"));
+        let mut bad_roles = good.clone();
+        bad_roles["roles"] = 7.into();
+        assert!(invalid(bearer(&jwe_token(&public, &bad_roles))).contains("\"roles\""));
+
+        let mut partial = good.clone();
+        partial.as_object_mut().unwrap().remove("email");
+        partial["name"] = serde_json::Value::Null;
+        partial.as_object_mut().unwrap().remove("sub");
+        match auth.authenticate_headers(&bearer(&jwe_token(&public, &partial))) {
+            Err(AuthError::MissingClaims { missing }) => {
+                assert_eq!(missing, ["sub", "name", "email"])
+            }
+            other => panic!("expected 403, got {other:?}"),
+        }
+        assert_eq!(
+            auth.required_claims().unwrap(),
+            ["sub", "name", "email"],
+            "the discovery list"
+        );
+    }
+
+    #[test]
+    fn jwe_over_stdio_reads_portcullis_jwe() {
+        let keys = crate::jwe::PrivateKeySet::generate(2048).unwrap();
+        let (auth, public, _dir) = jwe_auth_with(&keys, Transport::Stdio, None);
+        let err = auth.authenticate_stdio().unwrap_err();
+        assert!(err.to_string().contains(JWE_ENV), "{err}");
+        let good = serde_json::json!({"sub": "ann", "name": "Ann", "email": "a@x"});
+        let (auth, _, _d) = jwe_auth_with(&keys, Transport::Stdio, Some(jwe_token(&public, &good)));
+        assert_eq!(auth.authenticate_stdio().unwrap().subject.user, "ann");
+        let (auth, _, _d) = jwe_auth_with(
+            &keys,
+            Transport::Stdio,
+            Some(jwe_token(&public, &serde_json::json!({"sub": "ann"}))),
+        );
+        assert_eq!(
+            auth.authenticate_stdio().unwrap_err(),
+            AuthError::MissingClaims {
+                missing: vec!["name".into(), "email".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn jwe_setup_errors_name_the_key_file() {
+        let config = AuthConfig {
+            mode: Some(AuthMode::Jwe),
+            jwe: Some(JweConfig {
+                key_file: "/nonexistent/private.jwks.json".into(),
+                required_claims: vec![],
+                user_claim: "sub".into(),
+                roles_claim: "roles".into(),
+            }),
+            ..AuthConfig::default()
+        };
+        let err = Authenticator::from_config(&config, Transport::Http, &engine(), &|_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("auth mode jwe") && err.contains("/nonexistent/private.jwks.json"),
+            "{err}"
+        );
     }
 }

@@ -759,7 +759,14 @@ pub fn duration_words(secs: u64) -> String {
 }
 
 fn unauthorized(e: AuthError) -> McpError {
-    McpError::new(UNAUTHORIZED, format!("unauthorized: {e}"), None)
+    match &e {
+        AuthError::Invalid(_) => McpError::new(UNAUTHORIZED, format!("unauthorized: {e}"), None),
+        AuthError::MissingClaims { missing } => McpError::new(
+            FORBIDDEN,
+            format!("forbidden: {e}"),
+            Some(json!({"error": "insufficient_scope", "missing": missing})),
+        ),
+    }
 }
 
 fn forbidden(_: &Decision, text: String) -> McpError {

@@ -21,6 +21,9 @@ pub enum AuthMode {
     Jwt,
     /// A Portcullis macaroon bearer token (the HTTP default).
     Macaroon,
+    /// A JWE bearer token (RSA-OAEP-256 or RSA-OAEP, A256GCM) decrypted with the server's
+    /// private key; its claims must include `required_claims`.
+    Jwe,
 }
 
 impl AuthMode {
@@ -32,6 +35,7 @@ impl AuthMode {
             AuthMode::ApiKeys => "api_keys",
             AuthMode::Jwt => "jwt",
             AuthMode::Macaroon => "macaroon",
+            AuthMode::Jwe => "jwe",
         }
     }
 }
@@ -62,6 +66,21 @@ pub struct JwtConfig {
     pub roles_claim: String,
 }
 
+/// `auth:` settings for mode `jwe`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JweConfig {
+    /// The server's private JWKS (`portcullis keys generate`), resolved against the policy
+    /// file's folder.
+    pub key_file: PathBuf,
+    /// Claims every token must carry (present and not null); a token without one is refused
+    /// with 403 naming what is missing.
+    pub required_claims: Vec<String>,
+    /// Claim holding the user id (default `sub`); always required.
+    pub user_claim: String,
+    /// Claim holding the roles (default `roles`), as in mode `jwt`.
+    pub roles_claim: String,
+}
+
 /// The `config.auth` section with defaults applied.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AuthConfig {
@@ -77,6 +96,8 @@ pub struct AuthConfig {
     pub keys_env: Option<String>,
     /// Mode `jwt`.
     pub jwt: Option<JwtConfig>,
+    /// Mode `jwe`.
+    pub jwe: Option<JweConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,6 +115,8 @@ pub(super) struct RawAuth {
     pub audience: Option<String>,
     pub user_claim: Option<String>,
     pub roles_claim: Option<String>,
+    pub key_file: Option<String>,
+    pub required_claims: Option<Vec<String>>,
 }
 
 /// Checks a raw `auth:` section; every problem is returned as a message for its line.
@@ -105,15 +128,16 @@ pub(super) fn compile(raw: &RawAuth) -> Result<AuthConfig, Vec<String>> {
         "api_keys" => AuthMode::ApiKeys,
         "jwt" => AuthMode::Jwt,
         "macaroon" => AuthMode::Macaroon,
+        "jwe" => AuthMode::Jwe,
         other => {
             return Err(vec![format!(
-                "unknown auth.mode {other:?}: expected fixed, headers, api_keys, jwt or macaroon"
+                "unknown auth.mode {other:?}: expected fixed, headers, api_keys, jwt, jwe or macaroon"
             )]);
         }
     };
     // Options that belong to another mode are errors: a silently ignored setting is how a
     // deployment ends up less protected than its author believes.
-    let foreign: [(&str, bool, &[AuthMode]); 11] = [
+    let foreign: [(&str, bool, &[AuthMode]); 13] = [
         ("user", raw.user.is_some(), &[AuthMode::Fixed]),
         ("roles", raw.roles.is_some(), &[AuthMode::Fixed]),
         ("keys_file", raw.keys_file.is_some(), &[AuthMode::ApiKeys]),
@@ -127,15 +151,33 @@ pub(super) fn compile(raw: &RawAuth) -> Result<AuthConfig, Vec<String>> {
         ),
         ("issuer", raw.issuer.is_some(), &[AuthMode::Jwt]),
         ("audience", raw.audience.is_some(), &[AuthMode::Jwt]),
-        ("user_claim", raw.user_claim.is_some(), &[AuthMode::Jwt]),
-        ("roles_claim", raw.roles_claim.is_some(), &[AuthMode::Jwt]),
+        (
+            "user_claim",
+            raw.user_claim.is_some(),
+            &[AuthMode::Jwt, AuthMode::Jwe],
+        ),
+        (
+            "roles_claim",
+            raw.roles_claim.is_some(),
+            &[AuthMode::Jwt, AuthMode::Jwe],
+        ),
+        ("key_file", raw.key_file.is_some(), &[AuthMode::Jwe]),
+        (
+            "required_claims",
+            raw.required_claims.is_some(),
+            &[AuthMode::Jwe],
+        ),
     ];
     for (name, present, modes) in foreign {
         if present && !modes.contains(&mode) {
             errors.push(format!(
                 "auth.{name} is not used by mode {}: it belongs to mode {}",
                 mode.as_str(),
-                modes[0].as_str()
+                modes
+                    .iter()
+                    .map(|m| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
             ));
         }
     }
@@ -146,6 +188,7 @@ pub(super) fn compile(raw: &RawAuth) -> Result<AuthConfig, Vec<String>> {
         keys_file: raw.keys_file.as_ref().map(PathBuf::from),
         keys_env: raw.keys_env.clone(),
         jwt: None,
+        jwe: None,
     };
     if let Some(user) = &raw.user
         && user.trim().is_empty()
@@ -160,11 +203,47 @@ pub(super) fn compile(raw: &RawAuth) -> Result<AuthConfig, Vec<String>> {
     if mode == AuthMode::Jwt {
         config.jwt = jwt(raw, &mut errors);
     }
+    if mode == AuthMode::Jwe {
+        config.jwe = jwe(raw, &mut errors);
+    }
     if errors.is_empty() {
         Ok(config)
     } else {
         Err(errors)
     }
+}
+
+fn jwe(raw: &RawAuth, errors: &mut Vec<String>) -> Option<JweConfig> {
+    let user_claim = raw.user_claim.clone().unwrap_or_else(|| "sub".into());
+    let roles_claim = raw.roles_claim.clone().unwrap_or_else(|| "roles".into());
+    for (field, value) in [("user_claim", &user_claim), ("roles_claim", &roles_claim)] {
+        if value.trim().is_empty() {
+            errors.push(format!("auth.{field} is empty: expected a claim name"));
+        }
+    }
+    let mut required_claims: Vec<String> = Vec::new();
+    for claim in raw.required_claims.iter().flatten() {
+        if claim.trim().is_empty() {
+            errors.push("auth.required_claims has an empty entry: expected claim names".into());
+        } else if required_claims.contains(claim) {
+            errors.push(format!("auth.required_claims lists {claim:?} twice"));
+        } else {
+            required_claims.push(claim.clone());
+        }
+    }
+    let Some(key_file) = raw.key_file.as_ref().filter(|f| !f.trim().is_empty()) else {
+        errors.push(
+            "auth mode jwe needs key_file: the server's private JWKS (make one with `portcullis keys generate --out DIR`)"
+                .into(),
+        );
+        return None;
+    };
+    Some(JweConfig {
+        key_file: PathBuf::from(key_file),
+        required_claims,
+        user_claim,
+        roles_claim,
+    })
 }
 
 fn jwt(raw: &RawAuth, errors: &mut Vec<String>) -> Option<JwtConfig> {
@@ -239,6 +318,23 @@ mod tests {
     }
 
     #[test]
+    fn jwe_section_loads_with_defaults() {
+        let p = load_str(
+            "config:\n  auth: { mode: jwe, key_file: keys/private.json, required_claims: [name, email] }\npolicies: []",
+            "p.yaml",
+        )
+        .unwrap();
+        assert_eq!(p.config.auth.mode, Some(AuthMode::Jwe));
+        let jwe = p.config.auth.jwe.unwrap();
+        assert_eq!(jwe.required_claims, ["name", "email"]);
+        assert_eq!(
+            (jwe.user_claim.as_str(), jwe.roles_claim.as_str()),
+            ("sub", "roles")
+        );
+        assert_eq!(jwe.key_file, PathBuf::from("keys/private.json"));
+    }
+
+    #[test]
     fn bad_auth_sections_are_rejected_with_their_line() {
         for (auth, expected) in [
             ("{ mode: magic }", "unknown auth.mode \"magic\""),
@@ -256,6 +352,23 @@ mod tests {
                 "needs issuer and audience",
             ),
             ("{ mode: fixed, colour: red }", "unknown field"),
+            ("{ mode: jwe }", "auth mode jwe needs key_file"),
+            (
+                "{ mode: jwe, key_file: k.json, required_claims: [email, email] }",
+                "lists \"email\" twice",
+            ),
+            (
+                "{ mode: jwe, key_file: k.json, required_claims: [\"\"] }",
+                "required_claims has an empty entry",
+            ),
+            (
+                "{ mode: jwe, key_file: k.json, issuer: i }",
+                "auth.issuer is not used by mode jwe: it belongs to mode jwt",
+            ),
+            (
+                "{ mode: jwt, algorithm: HS256, secret_env: S, issuer: i, audience: a, required_claims: [x] }",
+                "auth.required_claims is not used by mode jwt: it belongs to mode jwe",
+            ),
         ] {
             let text = format!("config:\n  auth: {auth}\npolicies: []");
             let err = load_str(&text, "p.yaml").unwrap_err().to_string();

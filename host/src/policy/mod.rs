@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use auth::{AuthConfig, AuthMode, JwtAlgorithm, JwtConfig};
+pub use auth::{AuthConfig, AuthMode, JweConfig, JwtAlgorithm, JwtConfig};
 pub use error::{LoadError, LoadErrors};
 pub use methods::{DEFAULT_BYPASS, MethodSet};
 pub use tool_pattern::ToolPattern;
@@ -346,6 +346,9 @@ pub fn load_str_with<C: EnforcerCatalog>(
         }
         if let Some(p) = auth.jwt.as_mut().and_then(|j| j.public_key_file.as_mut()) {
             resolve(p);
+        }
+        if let Some(j) = auth.jwe.as_mut() {
+            resolve(&mut j.key_file);
         }
     }
     let (catalog, problems) = enforcers(&config);
