@@ -128,6 +128,8 @@ struct Jwt {
 struct Jwe {
     keys: PrivateKeySet,
     config: JweConfig,
+    /// When set, the plaintext must be a JWT signed as this checks (a nested JWT).
+    signed: Option<Jwt>,
 }
 
 enum Mode {
@@ -202,9 +204,19 @@ impl Authenticator {
                     .jwe
                     .clone()
                     .ok_or_else(|| AuthSetupError::Jwt("mode jwe has no jwe settings".into()))?;
+                let signed = match config.jwt {
+                    Some(_) => Some(load_jwt(config, env)?),
+                    None => {
+                        tracing::warn!(
+                            "auth mode jwe without algorithm/issuer/audience: tokens are only encrypted, with a public key, so anyone can make one for any user; configure the signed JWT inside (a nested JWT) unless every client is trusted"
+                        );
+                        None
+                    }
+                };
                 Mode::Jwe(Box::new(Jwe {
                     keys: PrivateKeySet::load(&jwe.key_file)?,
                     config: jwe,
+                    signed,
                 }))
             }
             AuthMode::Macaroon => {
@@ -516,10 +528,30 @@ fn subject_from_claims(
 /// then checks the required claims (403 naming every missing one) and maps the claims to a
 /// subject as mode `jwt` does.
 fn check_jwe(jwe: &Jwe, token: &str) -> Result<Identity, AuthError> {
-    let claims = jwe
-        .keys
-        .decrypt_claims(token)
-        .map_err(|e| AuthError::Invalid(format!("invalid JWE: {e}")))?;
+    let claims = match &jwe.signed {
+        None => jwe
+            .keys
+            .decrypt_claims(token)
+            .map_err(|e| AuthError::Invalid(format!("invalid JWE: {e}")))?,
+        Some(jwt) => {
+            let inner = jwe
+                .keys
+                .decrypt(token)
+                .map_err(|e| AuthError::Invalid(format!("invalid JWE: {e}")))?;
+            let inner = std::str::from_utf8(&inner).map_err(|_| {
+                AuthError::Invalid("invalid JWE: the payload is not a signed JWT".into())
+            })?;
+            jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
+                inner.trim(),
+                &jwt.key,
+                &jwt.validation,
+            )
+            .map_err(|e| {
+                AuthError::Invalid(format!("invalid JWE: the JWT inside does not verify: {e}"))
+            })?
+            .claims
+        }
+    };
     check_time_claims(&claims, now_unix_ms() / 1000, "JWE")?;
     let absent = |c: &String| matches!(claims.get(c), None | Some(serde_json::Value::Null));
     let mut missing: Vec<String> = Vec::new();
@@ -965,6 +997,86 @@ mod tests {
             auth.required_claims().unwrap(),
             ["sub", "name", "email"],
             "the discovery list"
+        );
+    }
+
+    /// A nested JWT (signed, then encrypted): with signature settings, only a JWE carrying a
+    /// JWT signed by the issuer is accepted; a plain-claims JWE, which anyone holding the
+    /// public key can make, is refused, and so is a JWT signed with another key.
+    #[test]
+    fn jwe_with_signature_settings_accepts_only_a_signed_jwt_inside() {
+        use jsonwebtoken::{EncodingKey, Header, encode};
+        let secret = "s".repeat(40);
+        let keys = crate::jwe::PrivateKeySet::generate(2048).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("private.jwks.json");
+        std::fs::write(&path, keys.to_private_jwks().to_string()).unwrap();
+        let config = AuthConfig {
+            mode: Some(AuthMode::Jwe),
+            jwe: Some(JweConfig {
+                key_file: path,
+                required_claims: vec!["email".into()],
+                user_claim: "sub".into(),
+                roles_claim: "roles".into(),
+            }),
+            jwt: Some(JwtConfig {
+                algorithm: JwtAlgorithm::Hs256,
+                secret_env: Some("JWT_SECRET".into()),
+                public_key_file: None,
+                issuer: "https://issuer".into(),
+                audience: "portcullis".into(),
+                user_claim: "sub".into(),
+                roles_claim: "roles".into(),
+            }),
+            ..AuthConfig::default()
+        };
+        let s = secret.clone();
+        let env = move |n: &str| (n == "JWT_SECRET").then(|| s.clone());
+        let auth = Authenticator::from_config(&config, Transport::Http, &engine(), &env).unwrap();
+        let public = keys.public_jwks();
+        let now = (now_unix_ms() / 1000) as i64;
+        let claims = serde_json::json!({"sub": "ann", "email": "a@x", "roles": ["analyst"],
+            "iss": "https://issuer", "aud": "portcullis", "exp": now + 600});
+        let signed = |claims: &serde_json::Value, key: &str| {
+            encode(
+                &Header::default(),
+                claims,
+                &EncodingKey::from_secret(key.as_bytes()),
+            )
+            .unwrap()
+        };
+        let bearer = |plaintext: &str| {
+            let t = crate::jwe::encrypt(&public, crate::jwe::RSA_OAEP_256, plaintext.as_bytes())
+                .unwrap();
+            headers(&[("authorization", &format!("Bearer {t}"))])
+        };
+        let id = auth
+            .authenticate_headers(&bearer(&signed(&claims, &secret)))
+            .unwrap();
+        assert_eq!(id.subject.user, "ann");
+        assert_eq!(id.subject.roles, ["analyst"]);
+        let refused = |h: HeaderMap| match auth.authenticate_headers(&h) {
+            Err(AuthError::Invalid(m)) => m,
+            other => panic!("expected 401, got {other:?}"),
+        };
+        let forged = refused(bearer(&claims.to_string()));
+        assert!(
+            forged.contains("the JWT inside does not verify"),
+            "{forged}"
+        );
+        let other_key = refused(bearer(&signed(&claims, &"x".repeat(40))));
+        assert!(other_key.contains("InvalidSignature"), "{other_key}");
+        let mut wrong_aud = claims.clone();
+        wrong_aud["aud"] = "elsewhere".into();
+        assert!(refused(bearer(&signed(&wrong_aud, &secret))).contains("does not verify"));
+        let mut no_email = claims.clone();
+        no_email.as_object_mut().unwrap().remove("email");
+        assert_eq!(
+            auth.authenticate_headers(&bearer(&signed(&no_email, &secret)))
+                .unwrap_err(),
+            AuthError::MissingClaims {
+                missing: vec!["email".into()]
+            }
         );
     }
 

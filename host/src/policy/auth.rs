@@ -142,15 +142,31 @@ pub(super) fn compile(raw: &RawAuth) -> Result<AuthConfig, Vec<String>> {
         ("roles", raw.roles.is_some(), &[AuthMode::Fixed]),
         ("keys_file", raw.keys_file.is_some(), &[AuthMode::ApiKeys]),
         ("keys_env", raw.keys_env.is_some(), &[AuthMode::ApiKeys]),
-        ("algorithm", raw.algorithm.is_some(), &[AuthMode::Jwt]),
-        ("secret_env", raw.secret_env.is_some(), &[AuthMode::Jwt]),
+        (
+            "algorithm",
+            raw.algorithm.is_some(),
+            &[AuthMode::Jwt, AuthMode::Jwe],
+        ),
+        (
+            "secret_env",
+            raw.secret_env.is_some(),
+            &[AuthMode::Jwt, AuthMode::Jwe],
+        ),
         (
             "public_key_file",
             raw.public_key_file.is_some(),
-            &[AuthMode::Jwt],
+            &[AuthMode::Jwt, AuthMode::Jwe],
         ),
-        ("issuer", raw.issuer.is_some(), &[AuthMode::Jwt]),
-        ("audience", raw.audience.is_some(), &[AuthMode::Jwt]),
+        (
+            "issuer",
+            raw.issuer.is_some(),
+            &[AuthMode::Jwt, AuthMode::Jwe],
+        ),
+        (
+            "audience",
+            raw.audience.is_some(),
+            &[AuthMode::Jwt, AuthMode::Jwe],
+        ),
         (
             "user_claim",
             raw.user_claim.is_some(),
@@ -205,6 +221,25 @@ pub(super) fn compile(raw: &RawAuth) -> Result<AuthConfig, Vec<String>> {
     }
     if mode == AuthMode::Jwe {
         config.jwe = jwe(raw, &mut errors);
+        // With signature settings, the JWE must carry a signed JWT (a nested JWT), checked as
+        // mode jwt checks one: encryption alone proves nothing, as the key is public.
+        let signed = [
+            raw.algorithm.is_some(),
+            raw.secret_env.is_some(),
+            raw.public_key_file.is_some(),
+            raw.issuer.is_some(),
+            raw.audience.is_some(),
+        ];
+        if signed.contains(&true) {
+            let mut jwt_errors = Vec::new();
+            config.jwt = jwt(raw, &mut jwt_errors);
+            errors.extend(jwt_errors.into_iter().map(|e| {
+                e.replace(
+                    "auth mode jwt needs",
+                    "auth mode jwe, to check the signed JWT inside, needs",
+                )
+            }));
+        }
     }
     if errors.is_empty() {
         Ok(config)
@@ -332,6 +367,22 @@ mod tests {
             ("sub", "roles")
         );
         assert_eq!(jwe.key_file, PathBuf::from("keys/private.json"));
+        assert!(
+            p.config.auth.jwt.is_none(),
+            "no signed JWT inside asked for"
+        );
+
+        let nested = load_str(
+            "config:\n  auth: { mode: jwe, key_file: k.json, algorithm: HS256, secret_env: S, issuer: i, audience: a }\npolicies: []",
+            "p.yaml",
+        )
+        .unwrap();
+        let jwt = nested
+            .config
+            .auth
+            .jwt
+            .expect("the signed JWT inside is checked");
+        assert_eq!((jwt.issuer.as_str(), jwt.audience.as_str()), ("i", "a"));
     }
 
     #[test]
@@ -339,6 +390,10 @@ mod tests {
         for (auth, expected) in [
             ("{ mode: magic }", "unknown auth.mode \"magic\""),
             ("{ mode: api_keys }", "needs keys_file"),
+            (
+                "{ mode: jwe, key_file: k.json, algorithm: HS256, secret_env: S }",
+                "auth mode jwe, to check the signed JWT inside, needs issuer and audience",
+            ),
             (
                 "{ mode: fixed, keys_env: K }",
                 "auth.keys_env is not used by mode fixed",
@@ -363,7 +418,11 @@ mod tests {
             ),
             (
                 "{ mode: jwe, key_file: k.json, issuer: i }",
-                "auth.issuer is not used by mode jwe: it belongs to mode jwt",
+                "auth mode jwe, to check the signed JWT inside, needs algorithm: HS256 or RS256",
+            ),
+            (
+                "{ mode: jwe, key_file: k.json, keys_env: K }",
+                "auth.keys_env is not used by mode jwe: it belongs to mode api_keys",
             ),
             (
                 "{ mode: jwt, algorithm: HS256, secret_env: S, issuer: i, audience: a, required_claims: [x] }",
