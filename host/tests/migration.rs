@@ -129,3 +129,50 @@ fn pymcp_kit_rule_based_authorizer() {
     assert!(config.bypass_methods.matches("ping"));
     assert!(!config.bypass_methods.matches("tools/list"));
 }
+
+#[test]
+fn auth_middleware_quick_start() {
+    use portcullis::mcp::identity::AuthError;
+    let engine = load("auth-middleware.yaml");
+    let mut config = engine.snapshot().config().auth.clone();
+    let jwe = config.jwe.as_mut().expect("mode jwe");
+    assert_eq!(jwe.required_claims, ["name", "email"]);
+    // The file names keys/private.jwks.json; make such a key where the test can write.
+    let keys = portcullis::jwe::PrivateKeySet::generate(2048).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    jwe.key_file = dir.path().join("private.jwks.json");
+    std::fs::write(&jwe.key_file, keys.to_private_jwks().to_string()).unwrap();
+    let auth = Authenticator::from_config(&config, Transport::Http, &engine, &|_| None).unwrap();
+    let bearer = |claims: Value| {
+        let token = portcullis::jwe::encrypt(
+            &keys.public_jwks(),
+            portcullis::jwe::RSA_OAEP_256,
+            claims.to_string().as_bytes(),
+        )
+        .unwrap();
+        let mut headers = http::HeaderMap::new();
+        headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
+        headers
+    };
+    let ann = auth
+        .authenticate_headers(&bearer(
+            json!({"sub": "ann", "name": "Ann", "email": "a@x"}),
+        ))
+        .unwrap();
+    assert_eq!(ann.subject.user, "ann");
+    assert_eq!(
+        auth.authenticate_headers(&bearer(json!({"sub": "ann", "name": "Ann"})))
+            .unwrap_err(),
+        AuthError::MissingClaims {
+            missing: vec!["email".into()]
+        },
+        "403 listing the missing scope, as the seed"
+    );
+    assert!(
+        matches!(
+            auth.authenticate_headers(&http::HeaderMap::new()),
+            Err(AuthError::Invalid(_))
+        ),
+        "no token: 401 (the seed let the request through)"
+    );
+}
