@@ -46,6 +46,7 @@ pub mod decision;
 pub mod engine;
 pub mod mcp;
 pub mod paths;
+pub mod pdp;
 pub mod policy;
 pub mod proxy;
 pub mod reload;
