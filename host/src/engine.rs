@@ -129,9 +129,10 @@ fn pdp_effect(rule: &Rule, spec: &PdpSpec, req: &Request, grants: &[Grant]) -> (
             Effect::Deny,
             format!("PDP {url} was not consulted for this call: denied (fail closed)"),
         ),
-        Some(PdpOutcome::Failed(why)) => {
-            (Effect::Deny, format!("PDP {url} {why}: denied (fail closed)"))
-        }
+        Some(PdpOutcome::Failed(why)) => (
+            Effect::Deny,
+            format!("PDP {url} {why}: denied (fail closed)"),
+        ),
         Some(PdpOutcome::Permit { cached: c }) => (
             Effect::Allow,
             format!("PDP {url} permits tool {:?}{}", req.tool, cached(*c)),
@@ -892,6 +893,12 @@ impl Engine {
     /// Replaces the snapshot atomically; calls already running keep the old one.
     pub fn swap(&self, snapshot: Snapshot) {
         self.snapshot.store(Arc::new(snapshot));
+    }
+
+    /// Whether the current policy has `pdp` rules (decision points to ask before evaluating);
+    /// no reference count taken, so the per-call check costs next to nothing.
+    pub fn has_pdp(&self) -> bool {
+        self.snapshot.load().has_pdp()
     }
 
     /// Per-process `allow_attempts` counters.

@@ -86,10 +86,10 @@ pub async fn with_answers(
     req: &Request,
     token: Option<&VerifiedToken>,
 ) -> Option<Request> {
-    let snapshot = engine.snapshot();
-    if !snapshot.has_pdp() {
+    if !engine.has_pdp() {
         return None;
     }
+    let snapshot = engine.snapshot();
     let verdicts = consult(&snapshot, req, token).await;
     if verdicts.is_empty() {
         return None;
@@ -195,10 +195,7 @@ async fn exchange(spec: &PdpSpec, body: String) -> Result<bool, String> {
     };
     match tokio::time::timeout(spec.timeout, round_trip).await {
         Ok(result) => result,
-        Err(_) => Err(format!(
-            "did not answer within {}",
-            millis(spec.timeout)
-        )),
+        Err(_) => Err(format!("did not answer within {}", millis(spec.timeout))),
     }
 }
 

@@ -304,7 +304,9 @@ fn check_url(text: &str) -> Result<reqwest::Url, String> {
         ));
     }
     if url.fragment().is_some() {
-        return Err(format!("pdp: url {text:?} has a #fragment, which HTTP never sends"));
+        return Err(format!(
+            "pdp: url {text:?} has a #fragment, which HTTP never sends"
+        ));
     }
     Ok(url)
 }
@@ -409,16 +411,31 @@ mod tests {
             (&["url=ftp://x/y"], "must be http:// or https://"),
             (&["url=not a url"], "is not a valid URL"),
             (&["url=https://u:pw@pdp/x"], "carries credentials"),
-            (&["url=https://pdp/x", "mode=xacml"], "unknown mode \"xacml\""),
-            (&["url=https://pdp/x", "timeout_ms=0"], "timeout_ms \"0\" is out of range"),
+            (
+                &["url=https://pdp/x", "mode=xacml"],
+                "unknown mode \"xacml\"",
+            ),
+            (
+                &["url=https://pdp/x", "timeout_ms=0"],
+                "timeout_ms \"0\" is out of range",
+            ),
             (&["url=https://pdp/x", "timeout_ms=soon"], "out of range"),
-            (&["url=https://pdp/x", "cache_ttl_ms=99999999"], "out of range"),
-            (&["url=https://pdp/x", "timeout=5"], "did you mean \"timeout_ms\""),
+            (
+                &["url=https://pdp/x", "cache_ttl_ms=99999999"],
+                "out of range",
+            ),
+            (
+                &["url=https://pdp/x", "timout_ms=5"],
+                "did you mean \"timeout_ms\"",
+            ),
             (&["url=https://pdp/x", "url=https://b/x"], "given twice"),
             (&["8181"], "is not NAME=VALUE"),
             (&["url=https://pdp/x", "path=a/b"], "path is for mode=opa"),
             (&["url=http://opa:8181", "mode=opa"], "mode=opa needs path"),
-            (&["url=http://opa:8181", "mode=opa", "path=a//b"], "bad path"),
+            (
+                &["url=http://opa:8181", "mode=opa", "path=a//b"],
+                "bad path",
+            ),
         ];
         for (params, want) in cases {
             let err = p(params).unwrap_err();
@@ -456,9 +473,17 @@ mod tests {
     fn answers_are_read_strictly() {
         let authzen = p(&["url=https://pdp/x"]).unwrap();
         assert_eq!(authzen.interpret(br#"{"decision": true}"#), Ok(true));
-        assert_eq!(authzen.interpret(br#"{"decision": false, "context": {}}"#), Ok(false));
+        assert_eq!(
+            authzen.interpret(br#"{"decision": false, "context": {}}"#),
+            Ok(false)
+        );
         assert!(authzen.interpret(br#"{"decision": "yes"}"#).is_err());
-        assert!(authzen.interpret(b"<html>").unwrap_err().contains("malformed JSON"));
+        assert!(
+            authzen
+                .interpret(b"<html>")
+                .unwrap_err()
+                .contains("malformed JSON")
+        );
         let opa = p(&["url=http://opa/v1/data/a", "mode=opa"]).unwrap();
         assert_eq!(opa.interpret(br#"{"result": true}"#), Ok(true));
         assert_eq!(opa.interpret(br#"{"result": {"allow": false}}"#), Ok(false));
