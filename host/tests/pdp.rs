@@ -28,7 +28,8 @@ type Log = Arc<Mutex<Vec<(String, Value)>>>;
 /// - `/allow`, `/deny`: AuthZEN `{"decision": true|false}`
 /// - `/public`: permits when the argument `path` starts with `/public`
 /// - `/slow`: answers `true` after 2 s
-/// - `/error`: HTTP 500; `/garbage`: a 200 that is not JSON; `/nodecision`: `{}`
+/// - `/error`: HTTP 500; `/garbage`: a 200 that is not JSON; `/nodecision`: `{}`;
+///   `/huge`: a permit padded past 64 KiB
 /// - `/moved`: a 302 to `/allow` (must not be followed)
 /// - `/v1/data/mcp/allow`: OPA `{"result": true}`; `/v1/data/mcp/object`:
 ///   `{"result": {"allow": false}}`; `/v1/data/mcp/undefined`: `{}`
@@ -110,6 +111,7 @@ async fn answer(
             "<html>yes</html>".into(),
         ),
         "/nodecision" => ok(json!({})),
+        "/huge" => ok(json!({"decision": true, "padding": "x".repeat(100 * 1024)})),
         "/moved" => (StatusCode::FOUND, [("location", "/allow")], String::new()),
         "/v1/data/mcp/allow" => ok(json!({"result": true})),
         "/v1/data/mcp/object" => ok(json!({"result": {"allow": false}})),
@@ -255,6 +257,7 @@ async fn every_failure_fails_closed_with_the_reason() {
         (stub.url("/error"), "answered HTTP 500"),
         (stub.url("/garbage"), "malformed JSON"),
         (stub.url("/nodecision"), "without a decision"),
+        (stub.url("/huge"), "answered with more than 64 KiB"),
         (stub.url("/moved"), "answered HTTP 302"),
         (
             format!("http://127.0.0.1:{closed}/x"),
