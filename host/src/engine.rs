@@ -21,6 +21,7 @@ use crate::decision::{Decision, Effect, MatchedRule, Origin, Phase};
 use crate::policy::{self, Config, LoadErrors, PolicySet, Rule};
 use crate::request::Request;
 use crate::result::ToolResult;
+use crate::rules::pdp::{PdpOutcome, PdpSpec};
 use crate::rules::{Attempts, Budget, FieldRule, PolicyKind, redact_result};
 use crate::token::{
     self, CaveatCache, Grant, GrantTarget, Keyring, TokenError, VerifiedCache, VerifiedToken,
@@ -47,6 +48,8 @@ pub struct Snapshot {
     /// Tokens this snapshot verified successfully, so the HMAC chain is not recomputed on
     /// every call (expiry and the expected user are still judged per call).
     token_verified: VerifiedCache,
+    /// Whether any rule is a `pdp` rule, so callers skip asking decision points otherwise.
+    has_pdp: bool,
 }
 
 /// An enforcer rule to run: one of the server's (by position) or one from the caller's token.
@@ -108,6 +111,39 @@ fn effect_with_answer(rule: &Rule, answer: Option<Answer<'_>>) -> (Effect, Optio
         Some(a @ Answer::Approved(_)) => (Effect::Allow, Some(a.detail())),
         Some(a @ Answer::Declined(_)) => (Effect::Deny, Some(a.detail())),
         None => (Effect::Elicit, None),
+    }
+}
+
+/// What a `pdp` rule contributes, from the decision point's answer on the request: a permit
+/// allows; a refusal has the rule's action (an elicit the user already approved allows); an
+/// error, a timeout, or no answer at all denies (fail closed). The text says which.
+fn pdp_effect(rule: &Rule, spec: &PdpSpec, req: &Request, grants: &[Grant]) -> (Effect, String) {
+    let url = &spec.url;
+    let verdict = req
+        .pdp
+        .iter()
+        .find(|v| v.rule == rule.id && *v.spec == *spec);
+    let cached = |c: bool| if c { " (cached answer)" } else { "" };
+    match verdict.map(|v| &v.outcome) {
+        None => (
+            Effect::Deny,
+            format!("PDP {url} was not consulted for this call: denied (fail closed)"),
+        ),
+        Some(PdpOutcome::Failed(why)) => (
+            Effect::Deny,
+            format!("PDP {url} {why}: denied (fail closed)"),
+        ),
+        Some(PdpOutcome::Permit { cached: c }) => (
+            Effect::Allow,
+            format!("PDP {url} permits tool {:?}{}", req.tool, cached(*c)),
+        ),
+        Some(PdpOutcome::Refuse { cached: c }) => {
+            let refused = format!("PDP {url} refuses tool {:?}{}", req.tool, cached(*c));
+            match effect_with_answer(rule, answer(rule, req, grants)) {
+                (effect, Some(d)) => (effect, format!("{d}; {refused}")),
+                (effect, None) => (effect, refused),
+            }
+        }
     }
 }
 
@@ -266,6 +302,10 @@ impl Snapshot {
             .iter()
             .map(|r| matches!(r.kind, PolicyKind::Enforcer(_)).then(|| wasm::guest_caveat(r)))
             .collect();
+        let has_pdp = policy
+            .rules
+            .iter()
+            .any(|r| matches!(r.kind, PolicyKind::Pdp(_)));
         Ok(Snapshot {
             policy,
             before,
@@ -274,7 +314,40 @@ impl Snapshot {
             caveats,
             token_caveats: CaveatCache::default(),
             token_verified: VerifiedCache::default(),
+            has_pdp,
         })
+    }
+
+    /// Whether the policy has `pdp` rules, whose decision points must be asked (with
+    /// [`crate::pdp::consult`]) before a call is evaluated.
+    pub fn has_pdp(&self) -> bool {
+        self.has_pdp
+    }
+
+    /// The `pdp` rules that apply to this call (same tool, subject, expiry and condition
+    /// matching as evaluation itself), by id: the decision points to ask before evaluating.
+    /// None when the caller's token refuses the call anyway.
+    pub fn pdp_rules(
+        &self,
+        req: &Request,
+        token: Option<&VerifiedToken>,
+    ) -> Vec<(Arc<str>, Arc<PdpSpec>)> {
+        if !self.has_pdp || token.is_some_and(|t| refusal(req, t).is_some()) {
+            return Vec::new();
+        }
+        let mut cands = Candidates::new();
+        self.before.candidates(&req.tool, &mut cands);
+        let mut notes = Vec::new();
+        cands
+            .iter()
+            .map(|&i| &self.policy.rules[i as usize])
+            .filter_map(|r| match &r.kind {
+                PolicyKind::Pdp(spec) if applies(r, req, &mut notes) => {
+                    Some((r.id.clone(), spec.clone()))
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     pub fn config(&self) -> &Config {
@@ -433,6 +506,10 @@ impl Snapshot {
                     let counts = effect != Effect::Allow || rule.origin == Origin::Server;
                     t.add(rule, effect, counts, detail)
                 }
+                PolicyKind::Pdp(ref spec) => {
+                    let (effect, detail) = pdp_effect(rule, spec, req, grants);
+                    t.add(rule, effect, true, Some(detail))
+                }
             }
         }
         if !enforcer_rules.is_empty() {
@@ -556,7 +633,7 @@ impl Snapshot {
                     Some(i) => EnforcerRule::Server(i),
                     None => EnforcerRule::Token(rule),
                 }),
-                PolicyKind::ToolAccess | PolicyKind::AllowAttempts(_) => {}
+                PolicyKind::ToolAccess | PolicyKind::AllowAttempts(_) | PolicyKind::Pdp(_) => {}
             }
         }
         // Deny paths first, so a field both denied and pending is reported as denied.
@@ -816,6 +893,12 @@ impl Engine {
     /// Replaces the snapshot atomically; calls already running keep the old one.
     pub fn swap(&self, snapshot: Snapshot) {
         self.snapshot.store(Arc::new(snapshot));
+    }
+
+    /// Whether the current policy has `pdp` rules (decision points to ask before evaluating);
+    /// no reference count taken, so the per-call check costs next to nothing.
+    pub fn has_pdp(&self) -> bool {
+        self.snapshot.load().has_pdp()
     }
 
     /// Per-process `allow_attempts` counters.

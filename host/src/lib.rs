@@ -47,6 +47,7 @@ pub mod engine;
 pub mod jwe;
 pub mod mcp;
 pub mod paths;
+pub mod pdp;
 pub mod policy;
 pub mod proxy;
 pub mod reload;

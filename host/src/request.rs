@@ -5,6 +5,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
+use crate::rules::pdp::PdpVerdict;
+
 /// The caller, as established by whichever identity layer sits in front of the engine.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Subject {
@@ -46,6 +48,11 @@ pub struct Request {
     /// The clock every time-based rule is judged against, fixed once per request so that one
     /// decision never sees two different "now"s.
     pub now_unix_ms: u64,
+    /// The answers of the external decision points (`pdp` rules) that apply to this call,
+    /// asked by the async layer before evaluation ([`crate::pdp::consult`]). A `pdp` rule
+    /// without an answer here is denied (fail closed). Empty, and never looked at, when the
+    /// policy has no `pdp` rule.
+    pub pdp: Vec<PdpVerdict>,
 }
 
 impl Request {
@@ -57,6 +64,7 @@ impl Request {
             arguments,
             session: String::new(),
             now_unix_ms: now_unix_ms(),
+            pdp: Vec::new(),
         }
     }
 

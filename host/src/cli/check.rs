@@ -60,6 +60,23 @@ pub fn summary(s: &Snapshot) -> String {
     for ((phase, policy, action), n) in by {
         out += &format!("    {phase:<7} {policy:<15} {action:<7} {n}\n");
     }
+    for r in s.rules() {
+        if let PolicyKind::Pdp(spec) = &r.kind {
+            let cache = if spec.cache_ttl.is_zero() {
+                "no cache".to_string()
+            } else {
+                format!("answers cached {} ms", spec.cache_ttl.as_millis())
+            };
+            out += &format!(
+                "  pdp: rule {} asks {} ({}, timeout {} ms, {cache}; a refusal does {}, an error denies)\n",
+                r.id,
+                spec.url,
+                spec.mode.as_str(),
+                spec.timeout.as_millis(),
+                r.action
+            );
+        }
+    }
     for w in warnings(s) {
         out += &format!("  warning: {w}\n");
     }
@@ -87,7 +104,7 @@ fn warnings(s: &Snapshot) -> Vec<String> {
         .iter()
         .filter(|r| {
             r.phase == Phase::Before
-                && r.action != Effect::Deny
+                && (r.action != Effect::Deny || matches!(r.kind, PolicyKind::Pdp(_)))
                 && !r.is_expired(crate::request::now_unix_ms())
         })
         .collect();
@@ -96,7 +113,10 @@ fn warnings(s: &Snapshot) -> Vec<String> {
         .filter(|tool| {
             !before_rules.iter().any(|r| {
                 r.tools.iter().any(|t| t.matches(tool))
-                    && matches!(r.kind, PolicyKind::ToolAccess | PolicyKind::AllowAttempts(_))
+                    && matches!(
+                        r.kind,
+                        PolicyKind::ToolAccess | PolicyKind::AllowAttempts(_) | PolicyKind::Pdp(_)
+                    )
             })
         })
         .map(|tool| {

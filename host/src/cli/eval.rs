@@ -227,7 +227,17 @@ fn decide(
     token: Option<&VerifiedToken>,
 ) -> Result<(Decision, Option<Value>), Failure> {
     match phase {
-        Phase::Before => Ok((engine.before_with(request, token), None)),
+        Phase::Before => {
+            // Ask the decision points of the pdp rules that apply, as a server would.
+            let snapshot = engine.snapshot();
+            let verdicts = crate::pdp::consult_blocking(&snapshot, request, token);
+            if verdicts.is_empty() {
+                return Ok((engine.before_with(request, token), None));
+            }
+            let mut asked = request.clone();
+            asked.pdp = verdicts;
+            Ok((engine.before_with(&asked, token), None))
+        }
         Phase::After => {
             let text = args
                 .result

@@ -552,6 +552,10 @@ impl<H: ServerHandler> Policed<H> {
     ) -> Result<Gate<T>, McpError> {
         let engine = &self.layer.engine;
         let approvals = &self.layer.approvals;
+        // Decision points are asked here, concurrently and with their timeouts, so the
+        // engine decides synchronously with their answers in hand (none: no copy, no cost).
+        let asked = crate::pdp::with_answers(engine, req, caller.held.verified()).await;
+        let req = asked.as_ref().unwrap_or(req);
         let d = engine.before_with(req, caller.held.verified());
         match d.effect {
             Effect::Allow => match approvals.append_caveats(engine, &caller.held, req, &d) {

@@ -33,7 +33,8 @@ pub fn may_call(
     for rule in applicable(snapshot.rules(), subject, name, now_unix_ms) {
         match (rule.action, &rule.kind) {
             (Effect::Deny, PolicyKind::ToolAccess) if rule.when.is_empty() => return false,
-            (Effect::Allow | Effect::Elicit, _) => could_pass = true,
+            // A decision point may permit it (it is not asked for a listing).
+            (Effect::Allow | Effect::Elicit, _) | (_, PolicyKind::Pdp(_)) => could_pass = true,
             _ => {}
         }
     }
@@ -61,7 +62,8 @@ pub fn may_use_any(
             r.phase == Phase::Before
                 && !r.is_expired(now_unix_ms)
                 && r.subjects.matches(subject)
-                && matches!(r.action, Effect::Allow | Effect::Elicit)
+                && (matches!(r.action, Effect::Allow | Effect::Elicit)
+                    || matches!(r.kind, PolicyKind::Pdp(_)))
                 && r.tools.iter().any(|p| reaches(p.as_str()))
         })
 }

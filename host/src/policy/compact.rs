@@ -32,7 +32,9 @@ pub enum CompactError {
     Phase(String),
     #[error("empty tool name: expected a tool name or glob such as read_* ")]
     EmptyTool,
-    #[error("empty policy name: expected tool_access, field_access, allow_attempts or an enforcer")]
+    #[error(
+        "empty policy name: expected tool_access, field_access, allow_attempts, pdp or an enforcer"
+    )]
     EmptyPolicy,
     #[error("unknown action {0:?}: expected allow, deny or elicit")]
     Action(String),

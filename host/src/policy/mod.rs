@@ -235,6 +235,14 @@ impl Rule {
         let c = compact::parse(text).map_err(|e| e.to_string())?;
         let tool = ToolPattern::parse(&c.tool)?;
         let kind = compile_policy(&c.policy, c.phase, c.action, &c.params, catalog)?;
+        if origin == Origin::Token && matches!(kind, PolicyKind::Pdp(_)) {
+            // The server would send its callers' identities and arguments to a URL the token
+            // holder chose, and wait on it.
+            return Err(
+                "pdp rules belong in the server's policy: a token cannot name a decision point"
+                    .into(),
+            );
+        }
         Ok(Rule {
             id,
             origin,

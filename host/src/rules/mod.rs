@@ -1,7 +1,9 @@
-//! The built-in policies, evaluated natively: `tool_access`, `field_access`, `allow_attempts`.
+//! The built-in policies, evaluated natively: `tool_access`, `field_access`, `allow_attempts`,
+//! and `pdp`, whose answer an external decision point gives (asked before evaluation).
 
 mod attempts;
 mod field_access;
+pub mod pdp;
 
 pub use attempts::{Attempts, Budget};
 pub use field_access::{FieldRule, redact_result};
@@ -14,7 +16,7 @@ use crate::decision::{Effect, Phase};
 use crate::paths::FieldPath;
 
 /// Names of the built-in policies, in the order the docs list them.
-pub const BUILTINS: &[&str] = &["tool_access", "field_access", "allow_attempts"];
+pub const BUILTINS: &[&str] = &["tool_access", "field_access", "allow_attempts", "pdp"];
 
 /// What a rule does once it applies, checked and pre-parsed at load time.
 #[derive(Debug, Clone)]
@@ -27,6 +29,8 @@ pub enum PolicyKind {
     AllowAttempts(u64),
     /// A custom enforcer (a WASM component) by name; it gives the verdict.
     Enforcer(Arc<str>),
+    /// An external policy decision point gives the verdict (see [`pdp`]).
+    Pdp(Arc<pdp::PdpSpec>),
 }
 
 /// Why a built-in rule's phase, action or parameters do not fit the policy.
@@ -55,6 +59,12 @@ pub enum RuleError {
     AttemptsParams(Vec<String>),
     #[error("allow_attempts count {0:?} is not a positive integer")]
     AttemptsCount(String),
+    #[error(
+        "pdp's action is what a refusal from the PDP does: deny or elicit (a permit from the PDP allows the call), found allow"
+    )]
+    PdpAction,
+    #[error("{0}")]
+    Pdp(String),
 }
 
 /// Compiles a built-in policy; `None` means `policy` is not a built-in.
@@ -109,6 +119,14 @@ pub fn compile(
                 },
                 _ => Err(RuleError::AttemptsParams(params.to_vec())),
             }
+        }),
+        "pdp" => need_phase("pdp", Phase::Before).and_then(|_| {
+            if action == Effect::Allow {
+                return Err(RuleError::PdpAction);
+            }
+            pdp::PdpSpec::parse(params)
+                .map(|spec| PolicyKind::Pdp(Arc::new(spec)))
+                .map_err(RuleError::Pdp)
         }),
         _ => return None,
     };
