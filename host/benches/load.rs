@@ -624,7 +624,7 @@ fn main() {
                 {
                     rss.push((start.elapsed(), now));
                 }
-                if n % 8 == 0 {
+                if n.is_multiple_of(8) {
                     let total: u64 = children(proxy_pid)
                         .into_iter()
                         .filter_map(|c| memory(c).map(|(r, _)| r))
