@@ -517,6 +517,8 @@ fn main() {
     let addr = loop {
         let Some(Ok(line)) = stderr.next() else {
             eprintln!("load: FAIL: the proxy exited before serving");
+            drop(upstream);
+            drop(dir);
             std::process::exit(1);
         };
         if let Some(rest) = line.strip_prefix("portcullis proxy: serving http://") {
@@ -866,6 +868,8 @@ fn main() {
         println!("load: PASS");
     } else {
         println!("load: FAIL: {}", bad.join("; "));
+        // exit skips destructors: remove the temporary folder first.
+        drop(dir);
         std::process::exit(1);
     }
 }
