@@ -48,11 +48,15 @@ pub struct ReloadSummary {
 /// Rebuilds and swaps snapshots; owns the file watcher. Dropping it stops watching.
 pub struct Reloader {
     shared: Arc<Shared>,
-    _watcher: notify_debouncer_full::Debouncer<
-        notify::RecommendedWatcher,
-        notify_debouncer_full::RecommendedCache,
-    >,
+    /// The reload thread holds only a weak reference, so dropping the reloader stops the
+    /// watcher, which closes the thread's channel and ends it.
+    _watcher: Arc<Mutex<Debouncer>>,
 }
+
+type Debouncer = notify_debouncer_full::Debouncer<
+    notify::RecommendedWatcher,
+    notify_debouncer_full::RecommendedCache,
+>;
 
 struct Shared {
     engine: Arc<Engine>,
@@ -154,7 +158,17 @@ impl Reloader {
             watcher
                 .watch(dir, RecursiveMode::NonRecursive)
                 .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
+            // The folder's own watch ends when the folder is deleted; its parent sees it come
+            // back (see `rearm`).
+            if let Some(parent) = watch.enforcers_parent()
+                && parent != watch.policy_dir
+                && let Err(e) = watcher.watch(&parent, RecursiveMode::NonRecursive)
+            {
+                tracing::debug!("cannot watch {}: {e}", parent.display());
+            }
         }
+        let watcher = Arc::new(Mutex::new(watcher));
+        let weak = Arc::downgrade(&watcher);
         let worker = shared.clone();
         std::thread::Builder::new()
             .name("portcullis-reload".into())
@@ -162,6 +176,9 @@ impl Reloader {
                 while rx.recv().is_ok() {
                     // Coalesce a burst of changes into one rebuild.
                     while rx.try_recv().is_ok() {}
+                    // Watch first, then read: a change after the watch is armed starts the
+                    // next reload, one before it is in this one.
+                    rearm(&weak, &watch);
                     let _ = worker.reload();
                 }
             })
@@ -179,6 +196,24 @@ impl Reloader {
 
     pub fn stats(&self) -> &ReloadStats {
         &self.shared.stats
+    }
+}
+
+/// Watches the enforcers folder again if it exists. Deleting a watched folder ends its watch
+/// (inotify drops it), so a folder deleted and recreated, or replaced by a rename, would
+/// otherwise never be seen changing again. Watching a path already watched changes nothing.
+fn rearm(watcher: &std::sync::Weak<Mutex<Debouncer>>, watch: &Watched) {
+    let (Some(dir), Some(watcher)) = (&watch.enforcers_dir, watcher.upgrade()) else {
+        return;
+    };
+    if !dir.is_dir() {
+        return;
+    }
+    let Ok(mut watcher) = watcher.lock() else {
+        return;
+    };
+    if let Err(e) = watcher.watch(dir, RecursiveMode::NonRecursive) {
+        tracing::warn!("cannot watch {}: {e}", dir.display());
     }
 }
 
@@ -216,13 +251,29 @@ impl Watched {
         }
     }
 
-    /// The policy file itself, or a `.wasm` file in the enforcers folder (not hidden, so
-    /// writers can stage `.x.wasm` or `x.wasm.tmp` and rename).
+    /// The folder holding the enforcers folder, watched to see the folder come back.
+    fn enforcers_parent(&self) -> Option<PathBuf> {
+        self.enforcers_dir
+            .as_deref()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+    }
+
+    /// The policy file itself, the enforcers folder (deleted, created or renamed), or a
+    /// `.wasm` file in it (not hidden, so writers can stage `.x.wasm` or `x.wasm.tmp` and
+    /// rename).
     fn concerns(&self, path: &Path) -> bool {
         let parent = path.parent().map(canonical);
         let name = path.file_name();
         if parent.as_deref() == Some(self.policy_dir.as_path())
             && name == Some(self.policy_name.as_os_str())
+        {
+            return true;
+        }
+        if let Some(dir) = &self.enforcers_dir
+            && parent.as_deref() == dir.parent()
+            && name.is_some()
+            && name == dir.file_name()
         {
             return true;
         }

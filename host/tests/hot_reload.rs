@@ -220,3 +220,60 @@ fn reading_the_files_does_not_reload() {
     put(&policy, b"policies:\n  - \"bf:t:tool_access:deny\"\n");
     within_a_second("the change reloads", || reloads() > settled);
 }
+
+/// Deleting the enforcers folder while serving keeps the last good snapshot (its enforcers are
+/// compiled in memory, and a policy whose guards silently vanished would fail open); the
+/// failure is reported. When the folder comes back, with new content, the watcher sees it: the
+/// folder's own watch died with it, so it is watched again.
+#[test]
+fn a_deleted_enforcers_folder_keeps_the_last_snapshot_and_is_watched_again_when_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let enf = dir.path().join("enf");
+    std::fs::create_dir(&enf).unwrap();
+    put(&enf.join("keeper.wasm"), &allow("keeper"));
+    put(&enf.join("alpha.wasm"), &allow("alpha"));
+    let policy = dir.path().join("policy.yaml");
+    put(&policy, BASE.as_bytes());
+    let runtime = Runtime::new(None).unwrap();
+    let engine = Arc::new(Engine::new(
+        portcullis::engine::load_snapshot(&policy, Some(&runtime)).unwrap(),
+    ));
+    let reloader = Reloader::start(engine.clone(), policy.clone(), Some(runtime), |_| {}).unwrap();
+    let effect = |tool: &str| engine.before(&call(tool)).effect;
+    let failed = || reloader.stats().failures.load(Ordering::Relaxed);
+    assert_eq!(effect("alpha_tool"), Effect::Allow);
+
+    std::fs::remove_dir_all(&enf).unwrap();
+    within_a_second("the deletion reported", || failed() > 0);
+    let last = reloader.stats().last_error.lock().unwrap().clone().unwrap();
+    assert!(last.contains("cannot read the enforcers folder"), "{last}");
+    assert_eq!(
+        effect("alpha_tool"),
+        Effect::Allow,
+        "the last good snapshot"
+    );
+    assert_eq!(
+        effect("stable_enf"),
+        Effect::Allow,
+        "its enforcers still run"
+    );
+
+    // Back, with alpha now denying: staged next to it, then renamed into place.
+    let staged = dir.path().join(".enf.new");
+    std::fs::create_dir(&staged).unwrap();
+    put(&staged.join("keeper.wasm"), &allow("keeper"));
+    put(
+        &staged.join("alpha.wasm"),
+        &deny("alpha", "alpha v2 says no"),
+    );
+    std::fs::rename(&staged, &enf).unwrap();
+    within_a_second("the folder's return", || {
+        effect("alpha_tool") == Effect::Deny
+    });
+
+    // Changes inside the new folder are seen too.
+    put(&enf.join("alpha.wasm"), &allow("alpha"));
+    within_a_second("a change in the new folder", || {
+        effect("alpha_tool") == Effect::Allow
+    });
+}

@@ -67,6 +67,17 @@ pub fn run(args: &Args) -> u8 {
     }
 }
 
+/// The settings that make up the token keyring.
+fn key_settings(
+    config: &crate::policy::Config,
+) -> (String, String, Vec<crate::policy::RetiredKey>) {
+    (
+        config.key_id.clone(),
+        config.secret_key_env.clone(),
+        config.retired_keys.clone(),
+    )
+}
+
 fn serve(args: &Args) -> anyhow::Result<()> {
     let upstream = match (&args.upstream_url, args.command.split_first()) {
         (Some(url), _) => UpstreamSpec::Url(HttpUpstream::new(
@@ -99,11 +110,25 @@ fn serve(args: &Args) -> anyhow::Result<()> {
     })
     .with_context(|| format!("{}: config.auth", args.config.display()))?;
     tracing::info!(mode = auth.mode_name(), "identity mode");
-    // The identity layer is built once: say so when a reload changes `config.auth`.
+    // The identity layer, and with it the token keyring, is built once (the keys' secrets are
+    // in this process's environment, which cannot change): say so when a reload changes
+    // `config.auth` or, with tokens, the keys. Until a restart the old ones stay in force.
     let watched = engine.clone();
+    let uses_keys = auth.keyring().is_some();
+    let keys_config = key_settings(engine.snapshot().config());
     let _reloader = Reloader::start(engine.clone(), args.config.clone(), None, move |outcome| {
-        if outcome.is_ok() && watched.snapshot().config().auth != auth_config {
+        if outcome.is_err() {
+            return;
+        }
+        let snapshot = watched.snapshot();
+        let config = snapshot.config();
+        if config.auth != auth_config {
             tracing::warn!("config.auth changed; identity changes take effect after a restart");
+        }
+        if uses_keys && key_settings(config) != keys_config {
+            tracing::warn!(
+                "config.key_id, secret_key_env or retired_keys changed; the proxy keeps verifying tokens with the keys it started with until it is restarted (with the new key variables set)"
+            );
         }
     })
     .map_err(|e| anyhow::anyhow!("cannot watch the policy: {e}"))?;

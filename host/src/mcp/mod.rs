@@ -524,11 +524,17 @@ impl<H: ServerHandler> Policed<H> {
                 "this client does not support form elicitation, so the user cannot be asked".into(),
             );
         }
-        match ctx
-            .peer
-            .create_elicitation_with_timeout(params, Some(ELICIT_TIMEOUT))
-            .await
-        {
+        // A call the client cancels (or whose session ends) while the user is being asked is
+        // abandoned at once: an answer arriving later must not run it.
+        let asked = tokio::select! {
+            asked = ctx
+                .peer
+                .create_elicitation_with_timeout(params, Some(ELICIT_TIMEOUT)) => asked,
+            () = ctx.ct.cancelled() => {
+                return Asked::Unavailable("the request was cancelled while the user was being asked".into());
+            }
+        };
+        match asked {
             Ok(r) => Asked::Answer(
                 r.action == ElicitationAction::Accept
                     && r.content.as_ref().is_some_and(|c| c[APPROVE_FIELD] == true),

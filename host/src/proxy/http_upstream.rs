@@ -7,9 +7,11 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
 use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::common::client_side_sse::ExponentialBackoff;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use thiserror::Error;
 
@@ -107,8 +109,23 @@ impl HttpUpstream {
     pub(super) fn transport(&self) -> StreamableHttpClientTransport<reqwest::Client> {
         let mut config = StreamableHttpClientTransportConfig::with_uri(self.url.clone());
         config.custom_headers = self.headers.clone();
+        config.retry_config = Arc::new(resume_policy());
         StreamableHttpClientTransport::with_client(self.client.clone(), config)
     }
+}
+
+/// How often a broken response stream is resumed before the call fails. rmcp's default
+/// retries without end (doubling the wait each time), so a call in flight when the upstream
+/// died waited for `--upstream-timeout` (300 s by default) before its client heard anything.
+/// A few quick attempts still ride out a blip or a restarting server.
+const RESUME_ATTEMPTS: usize = 3;
+
+fn resume_policy() -> ExponentialBackoff {
+    let mut policy = ExponentialBackoff::default();
+    policy.max_times = Some(RESUME_ATTEMPTS);
+    policy.base_duration = Duration::from_millis(250);
+    policy.max_delay = Some(Duration::from_secs(2));
+    policy
 }
 
 /// Installs `ring` as rustls' process-wide crypto provider, which reqwest (and so rmcp's HTTP

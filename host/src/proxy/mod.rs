@@ -8,8 +8,10 @@
 //!
 //! Failure: an upstream that cannot start, exits, or does not answer within the timeout gives
 //! the client a JSON-RPC error saying so; the proxy keeps serving other sessions (stdio: the
-//! client should restart the proxy). SIGINT and SIGTERM end every session, stop the upstream
-//! processes and exit cleanly.
+//! client should restart the proxy). An HTTP upstream's broken response stream is resumed a
+//! few times, then the call fails the same way. SIGINT and SIGTERM end every session, stop
+//! the upstream processes and exit cleanly. The README's "Failure behaviour" lists every case
+//! and the test in `tests/faults.rs` that shows it.
 
 mod flights;
 mod forward;

@@ -3,12 +3,13 @@
 //! One [`Runtime`] per process holds the wasmtime engine (pooling allocator, epoch
 //! interruption driven by a 1 ms ticker thread) and the compile cache. Each enforcer keeps a
 //! pre-linked `InstancePre`; every evaluation gets a fresh instance in a fresh store with a
-//! deadline and a memory cap, so no state leaks between callers. No WASI is linked: an
+//! CPU-time deadline and a memory cap, so no state leaks between callers. No WASI is linked: an
 //! enforcer sees only its arguments and the host's `log`. Any failure (trap, timeout, memory
 //! cap, malformed verdict) is an [`EnforcerError`], which the engine turns into a deny.
 
 mod bindings;
 mod cache;
+mod cpu;
 mod load;
 mod store;
 mod verdict;
@@ -22,7 +23,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
+    UpdateDeadline,
+};
 
 pub use bindings::guest;
 pub use cache::ArtifactCache;
@@ -146,9 +150,20 @@ impl Enforcer {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| s);
         // Set before instantiation so start functions run under the deadline too; the
-        // deadline counts from when it is set.
+        // deadline counts from when it is set. `timeout_ms` is a CPU budget: when the
+        // wall-clock deadline passes, the call goes on if this thread has used less CPU than
+        // that since here (it may have been waiting for a CPU; see `cpu`).
+        let budget = Duration::from_millis(limits.timeout_ms.max(1));
+        let started = cpu::thread_time();
         store.set_epoch_deadline(limits.timeout_ms.max(1));
-        store.epoch_deadline_trap();
+        store.epoch_deadline_callback(move |_| {
+            Ok(
+                match cpu::remaining_ticks(started, cpu::thread_time(), budget) {
+                    Some(ticks) => UpdateDeadline::Continue(ticks),
+                    None => UpdateDeadline::Interrupt,
+                },
+            )
+        });
         let result = self
             .pre
             .instantiate(&mut store)

@@ -15,6 +15,9 @@ use serde_json::{Value, json};
 
 /// When set, `slow` writes this file if its request is cancelled.
 pub const CANCEL_MARK_ENV: &str = "FIXTURE_CANCEL_MARK";
+/// When set, every tools/call appends the tool's name and a newline to this file, so tests
+/// can tell whether a call reached the upstream at all.
+pub const CALL_LOG_ENV: &str = "FIXTURE_CALL_LOG";
 
 #[derive(Clone, Default)]
 pub struct FixtureServer;
@@ -113,6 +116,16 @@ impl ServerHandler for FixtureServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
+        if let Ok(path) = std::env::var(CALL_LOG_ENV) {
+            use std::io::Write;
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
+                let _ = writeln!(f, "{}", request.name);
+            }
+        }
         let args = request.arguments.unwrap_or_default();
         let result = match request.name.as_ref() {
             "echo" => {
