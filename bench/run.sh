@@ -13,7 +13,8 @@
 #   - a virtualenv with the pinned packages of bench/py/requirements.txt, in
 #     $PEERS_VENV, else $CARGO_TARGET_DIR/peers-venv, else bench/.venv (gitignored);
 #     rebuilt whenever that file changes;
-#   - a release build of bench/peers (a Cargo workspace of its own: Portcullis, Cedar, rmcp).
+#   - release builds of bench/peers (a Cargo workspace of its own): portcullis-peers
+#     (Portcullis and its rmcp layer) and cedar-peers (Cedar), built apart.
 # Environment: PEERS_BUDGET_S = seconds of timing per measurement (default 1.5; e.g. 0.05
 # for a quick smoke run), PEERS_OUT = the file to write (default BENCHMARKS.md).
 set -euo pipefail
@@ -50,15 +51,20 @@ log "building the enforcers (enforcers/build.sh)"
 bash "$root/enforcers/build.sh"
 wasm="$root/enforcers/dist/business_hours.wasm"
 [ -f "$wasm" ] || { echo "enforcers/build.sh produced no $wasm" >&2; exit 1; }
-log "building bench/peers (release)"
-CARGO_TARGET_DIR="$target" cargo build --locked --release --quiet \
-  --manifest-path "$here/peers/Cargo.toml"
+# Two builds, never one: cargo unifies the features of packages built together, and Cedar's
+# dependencies would change the serde_json Portcullis is timed with.
+log "building bench/peers (release): portcullis-peers, then cedar-peers"
+for package in portcullis-peers cedar-peers; do
+  CARGO_TARGET_DIR="$target" cargo build --locked --release --quiet \
+    --manifest-path "$here/peers/Cargo.toml" -p "$package"
+done
+(cd "$here/py" && "$py" main.py features "$root")
 
 # A private copy of the binary and a private work directory: the target directory may be
 # shared with other checkouts that rebuild it mid-run.
 work="$(mktemp -d "${TMPDIR:-/tmp}/portcullis-peers.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
-cp "$target/release/portcullis-peers" "$work/portcullis-peers"
+cp "$target/release/portcullis-peers" "$target/release/cedar-peers" "$work/"
 cut -d' ' -f1-3 /proc/loadavg >"$work/loadavg-start"
 
 # 3. The same spec for every engine, then each side times its engines against it. Every
@@ -67,8 +73,10 @@ cut -d' ' -f1-3 /proc/loadavg >"$work/loadavg-start"
 cd "$here/py"
 export PYTHONDONTWRITEBYTECODE=1
 "$py" main.py spec "$work"
-log "Rust side: Portcullis (native, WASM enforcer, token), Cedar, rmcp PolicyLayer"
+log "Rust side: Portcullis (native, WASM enforcer, token, redaction), rmcp PolicyLayer"
 "$work/portcullis-peers" "$work" "$wasm"
+log "Rust side: Cedar"
+"$work/cedar-peers" "$work"
 log "Python side: mcp-auth-guard and mcp-macaroon-middleware engines"
 "$py" main.py seeds "$work"
 log "Python side: FastMCP bare, + mcp-auth-guard, + mcp-macaroon-middleware"

@@ -3,6 +3,7 @@
   main.py spec   WORKDIR    write WORKDIR/spec.json, the rules and calls every engine gets
   main.py seeds  WORKDIR    time the two seed engines -> WORKDIR/python.json
   main.py mcp    WORKDIR    time FastMCP with and without each middleware -> WORKDIR/python-mcp.json
+  main.py features REPO  check that bench/peers builds Portcullis as the main workspace does
   main.py report WORKDIR BENCHMARKS.md [COMMAND]
                             print the tables and replace the marked section of BENCHMARKS.md
 """
@@ -27,7 +28,11 @@ def main(argv):
     cmd, work = argv[1], Path(argv[2])
     import spec
 
-    if cmd == "spec":
+    if cmd == "features":
+        import features
+
+        features.check(work)
+    elif cmd == "spec":
         spec.write(work)
     elif cmd == "seeds":
         import seeds

@@ -54,6 +54,9 @@ def machine(work, repo):
         "crates": {n: lock_version(lock, n) for n in ("cedar-policy", "rmcp", "wasmtime", "mimalloc")},
         "pypi": {p: importlib.metadata.version(p) for p in pkgs},
         "commit": sh("git", "-C", str(repo), "rev-parse", "--short", "HEAD"),
+        # Tracked files other than BENCHMARKS.md (this run's output) changed since that commit.
+        "dirty": sh("git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no",
+                    "--", ".", ":!BENCHMARKS.md") not in ("", "?"),
     }
 
 
@@ -91,6 +94,18 @@ class Results:
 
     def get(self, engine, form, case, n=None):
         return self.by_key.get((engine, form, case, n))
+
+    def check_complete(self):
+        """Every cell of the tables was measured: a side that skipped a case fails the run
+        rather than printing n/a."""
+        wanted = [(e, f, c, n) for _, e, f, c in decision_rows(self) for n in SIZES]
+        wanted += [(e, f, f"redact 3 fields, {s}", None)
+                   for e, f in (("Portcullis native", "JSON text item"),
+                                ("mcp-macaroon-middleware", "JSON text item (fixed)"))
+                   for s in ("1KB", "100KB")]
+        missing = [k for k in wanted if k not in self.by_key]
+        if missing:
+            raise SystemExit(f"results missing for: {missing}")
 
 
 def decision_rows(res):
@@ -141,7 +156,8 @@ COMPARISONS = [
 
 def tables(res, mcp_rust, mcp_py, m, command):
     L = []
-    L.append(f"Run: `{command}` on {m['date']} (commit {m['commit']}, plus the working tree). "
+    L.append(f"Run: `{command}` on {m['date']} (commit {m['commit']}"
+             f"{', with uncommitted changes' if m['dirty'] else ''}). "
              f"Machine: {m['cpu']}, {m['cores']} cores{' (SHA-NI)' if m['sha'] else ''}, "
              f"{m['mem_gib']} GiB, Linux {m['kernel']}; load average {m['load']} "
              "(the cores are shared with other work). "
@@ -232,9 +248,11 @@ def write(work, benchmarks, command):
     work = Path(work)
     repo = Path(__file__).resolve().parents[2]
     rust = json.loads((work / "rust.json").read_text())
+    cedar = json.loads((work / "cedar.json").read_text())
     py = json.loads((work / "python.json").read_text())
     mcp_py = json.loads((work / "python-mcp.json").read_text())
-    res = Results(rust["rows"] + py)
+    res = Results(rust["rows"] + cedar["rows"] + py)
+    res.check_complete()
     text = tables(res, rust["mcp"], mcp_py, machine(work, repo), command)
     doc = benchmarks.read_text() if benchmarks.exists() else "# Benchmarks\n"
     block = f"{BEGIN}\n{text}\n{END}"

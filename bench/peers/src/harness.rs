@@ -85,3 +85,41 @@ pub fn median_us_with_setup<T, R>(
         batch: 1,
     }
 }
+
+/// One timed case, as written to the JSON the report reads (and echoed to stderr).
+#[derive(Debug, Serialize)]
+pub struct Row {
+    engine: String,
+    form: String,
+    case: String,
+    n: Option<usize>,
+    #[serde(flatten)]
+    measured: Measured,
+}
+
+impl Row {
+    pub fn new(
+        engine: &str,
+        form: &str,
+        case: &str,
+        n: impl Into<Option<usize>>,
+        m: Measured,
+    ) -> Self {
+        let row = Row {
+            engine: engine.into(),
+            form: form.into(),
+            case: case.into(),
+            n: n.into(),
+            measured: m,
+        };
+        eprintln!(
+            "  {:<36} {:<40} {:<22} {:>5} {:>10.3} µs",
+            row.engine,
+            row.form,
+            row.case,
+            row.n.map_or("-".into(), |n| n.to_string()),
+            m.median_us
+        );
+        row
+    }
+}

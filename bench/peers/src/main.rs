@@ -1,10 +1,9 @@
-//! The Rust side of the peer benchmark; bench/run.sh runs it as
+//! The Portcullis side of the peer benchmark; bench/run.sh runs it as
 //! `portcullis-peers WORKDIR BUSINESS_HOURS_WASM` after bench/py/main.py has written
 //! WORKDIR/spec.json. Writes WORKDIR/rust.json: per-decision medians for Portcullis (native
-//! rules, a Rust WebAssembly enforcer, token verify + evaluate, redaction) and Cedar, and the
-//! per-call cost of Portcullis' rmcp layer.
+//! rules, a Rust WebAssembly enforcer, token verify + evaluate, redaction) and the per-call
+//! cost of Portcullis' rmcp layer. Cedar is timed by the `cedar-peers` binary (cedar/).
 
-mod cedar_side;
 mod harness;
 mod mcp_side;
 mod portcullis_side;
@@ -14,42 +13,11 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use harness::Measured;
+use harness::Row;
 
-// The allocator the `portcullis` binary ships with; Cedar runs on it too.
+// The allocator the `portcullis` binary ships with (cedar-peers uses it too).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-#[derive(Debug, Serialize)]
-pub struct Row {
-    engine: String,
-    form: String,
-    case: String,
-    n: Option<usize>,
-    #[serde(flatten)]
-    measured: Measured,
-}
-
-impl Row {
-    fn new(engine: &str, form: &str, case: &str, n: impl Into<Option<usize>>, m: Measured) -> Self {
-        let row = Row {
-            engine: engine.into(),
-            form: form.into(),
-            case: case.into(),
-            n: n.into(),
-            measured: m,
-        };
-        eprintln!(
-            "  {:<36} {:<40} {:<22} {:>5} {:>10.3} µs",
-            row.engine,
-            row.form,
-            row.case,
-            row.n.map_or("-".into(), |n| n.to_string()),
-            m.median_us
-        );
-        row
-    }
-}
 
 #[derive(Serialize)]
 struct Output {
@@ -77,7 +45,6 @@ fn main() {
         portcullis_side::native(set, &mut rows);
         portcullis_side::wasm(set, &workdir, &enforcers, &mut rows);
         portcullis_side::token(set, &mut rows);
-        cedar_side::decisions(set, &mut rows);
     }
     portcullis_side::redaction(&spec.redaction, &mut rows);
     let mcp = mcp_side::run(&spec);

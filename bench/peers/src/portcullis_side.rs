@@ -11,8 +11,7 @@ use portcullis::token::{self, Keyring, MintSpec, RootKey, UncheckedEnforcers, Ve
 use portcullis::{Content, Decision, Effect, Engine, Request, Subject, ToolResult};
 use serde_json::{Value, json};
 
-use crate::Row;
-use crate::harness::{median_us, median_us_with_setup};
+use crate::harness::{Row, median_us, median_us_with_setup};
 use crate::spec::{Case, Redaction, RuleSet};
 
 const COMPACT_SOURCE: &str = "peers-compact.yaml";

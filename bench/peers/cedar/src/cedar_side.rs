@@ -11,8 +11,7 @@ use cedar_policy::{
     Request,
 };
 
-use crate::Row;
-use crate::harness::median_us;
+use crate::harness::{Row, median_us};
 use crate::spec::{Case, Rule, RuleSet};
 
 fn uid(ty: &str, id: &str) -> EntityUid {
