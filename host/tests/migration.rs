@@ -176,3 +176,27 @@ fn auth_middleware_quick_start() {
         "no token: 401 (the seed let the request through)"
     );
 }
+
+#[tokio::test]
+async fn permit_fastmcp_advanced_configuration() {
+    let engine = load("permit-fastmcp.yaml");
+    let snapshot = engine.snapshot();
+    let config = snapshot.config();
+    assert!(config.bypass_methods.matches("health/check"));
+    assert!(config.bypass_methods.matches("initialize"));
+    assert!(!config.bypass_methods.matches("tools/list"));
+    assert_eq!(
+        config.auth.mode,
+        Some(portcullis::policy::AuthMode::Jwt),
+        "the example's JWT identity"
+    );
+    // Nothing listens on the PDP port here: the call is denied, as permit-fastmcp denies
+    // when its PDP fails (a stub PDP answering is tested in tests/pdp.rs).
+    let req = Request::new(Subject::user("ann"), "greet", json!({"name": "x"}));
+    let req = portcullis::pdp::with_answers(&engine, &req, None)
+        .await
+        .expect("the pdp rule applies");
+    let d = engine.before(&req);
+    assert_eq!(d.effect, Effect::Deny);
+    assert!(d.reason.contains("fail closed"), "{}", d.reason);
+}
