@@ -3,7 +3,8 @@
 //!
 //! Oracles:
 //! - `load_str` returns `Ok` or a non-empty `LoadErrors` whose entries point inside the text
-//!   (line within the file, the file named as given) and whose rendering is bounded by the
+//!   (line within the file as YAML counts lines, the quoted entry being that line, the
+//!   file named as given) and whose rendering is bounded by the
 //!   input's size (no error message that grows faster than the text, as an alias bomb would);
 //! - one load takes under 2 s (a sanity bound far above the microseconds a policy takes:
 //!   libFuzzer's own `-timeout` catches hangs, this catches super-linear blowups early);
@@ -40,20 +41,37 @@ fuzz_target!(|data: &[u8]| {
 
 fn check_errors(text: &str, errors: &LoadErrors) {
     assert!(!errors.0.is_empty(), "an error result without errors");
-    // `str::lines` as the loader counts them, plus one for an error at the very end.
-    let lines = text.lines().count() as u64 + 1;
+    // Lines as YAML counts them (a line ends at `\n`, `\r\n` or a lone `\r`), written
+    // independently of the loader; an error may also sit just past the last line.
+    let lines: Vec<&str> = text
+        .split("\r\n")
+        .flat_map(|l| l.split(['\r', '\n']))
+        .collect();
     for e in &errors.0 {
         assert_eq!(e.file, SOURCE);
         assert!(
-            e.line <= lines,
-            "error at line {} of a {lines}-line text: {e}",
-            e.line
+            e.line <= lines.len() as u64,
+            "error at line {} of a {}-line text: {e}",
+            e.line,
+            lines.len()
         );
         if let Some(entry) = &e.entry {
-            // Quoted lines are cut at 160 characters (plus an ellipsis).
+            // The quote is the line the error names, cut at 160 characters (plus an ellipsis).
             assert!(
                 entry.chars().count() <= 161,
                 "quoted line too long: {entry:?}"
+            );
+            let line = usize::try_from(e.line)
+                .expect("fits")
+                .checked_sub(1)
+                .map(|i| lines[i]);
+            let cut = entry
+                .strip_suffix('…')
+                .filter(|_| entry.chars().count() == 161);
+            assert!(
+                line.is_some_and(|l| l == entry || cut.is_some_and(|c| l.starts_with(c))),
+                "error at line {} quotes {entry:?}, not that line {line:?}",
+                e.line
             );
         }
     }
