@@ -121,6 +121,33 @@ fn error_names_file_line_column_and_quotes_the_entry() {
     );
 }
 
+/// Found by fuzzing: YAML ends a line at a lone `\r` (old Mac line endings), so the parser's
+/// line numbers count it; the quoted entry must be that same line, not a line counted by
+/// `\n` only (which quoted the wrong line, or none).
+#[test]
+fn lone_carriage_returns_end_lines_for_numbers_and_quotes_alike() {
+    // A compile error (unknown action) and a YAML syntax error (unclosed flow sequence).
+    for text in [
+        "config:\r  default_effect: deny\rpolicies:\r  - \"bf:admin_tool:tool_access:alow\"\r",
+        "policies:\r\n  - \"bf:a:tool_access:allow\"\r  - [\"bf:b:tool_access:deny\"\r\r",
+    ] {
+        let errs = load(text).unwrap_err();
+        let yaml_lines: Vec<&str> = text.split("\r\n").flat_map(|l| l.split('\r')).collect();
+        for e in &errs.0 {
+            assert!(e.line >= 1, "{e}");
+            let want = yaml_lines[usize::try_from(e.line).unwrap() - 1];
+            assert_eq!(e.entry.as_deref(), Some(want), "{text:?}: {e}");
+        }
+    }
+    let errs = load("config:\r  default_effect: deny\rpolicies:\r  - \"bf:t:tool_access:alow\"\r")
+        .unwrap_err();
+    assert_eq!(errs.0[0].line, 4, "{errs}");
+    assert_eq!(
+        errs.0[0].entry.as_deref(),
+        Some("  - \"bf:t:tool_access:alow\"")
+    );
+}
+
 #[test]
 fn every_compact_error_is_reported_at_its_entry() {
     let cases: &[(&str, &str)] = &[

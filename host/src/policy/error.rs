@@ -64,6 +64,24 @@ impl LoadErrors {
     }
 }
 
+/// The text's lines as YAML counts them, and so as the parser numbers them: a line ends at
+/// `\n`, `\r\n` or a lone `\r`. (`str::lines` does not end a line at a lone `\r`, so with
+/// old Mac line endings, or a stray `\r`, errors quoted the wrong line or none.)
+pub(super) fn yaml_lines(text: &str) -> Vec<&str> {
+    let mut lines = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let Some(i) = rest.find(['\r', '\n']) else {
+            lines.push(rest);
+            break;
+        };
+        lines.push(&rest[..i]);
+        let skip = if rest[i..].starts_with("\r\n") { 2 } else { 1 };
+        rest = &rest[i + skip..];
+    }
+    lines
+}
+
 /// A source line fit for quoting in an error: at most 160 characters.
 pub(super) fn quote_line(line: &str) -> String {
     const MAX: usize = 160;

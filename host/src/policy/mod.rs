@@ -332,7 +332,7 @@ pub fn load_str_with<C: EnforcerCatalog>(
     let raw = raw::parse(text).map_err(|e| raw::yaml_error(source, text, &e))?;
     let mut compiler = Compiler {
         source,
-        lines: text.lines().collect(),
+        lines: error::yaml_lines(text),
         errors: Vec::new(),
     };
     let mut config = compiler.config(&raw);

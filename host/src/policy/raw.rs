@@ -162,7 +162,7 @@ pub(super) fn yaml_error(source: &str, text: &str, e: &serde_saphyr::Error) -> L
     let entry = usize::try_from(line)
         .ok()
         .and_then(|l| l.checked_sub(1))
-        .and_then(|i| text.lines().nth(i))
+        .and_then(|i| super::error::yaml_lines(text).get(i).copied())
         .map(super::error::quote_line);
     let mut message = e.without_snippet().to_string();
     // The location is already in front of the message; drop the parser's own trailing copy.

@@ -47,6 +47,15 @@ pub fn redact_result(
                     *text = rewritten.unwrap_or_else(|_| paths::REDACTED.to_string());
                 }
             }
+            // JSON nested deeper than the parser reads (128 levels) is still JSON: a client
+            // reads it, so it cannot be passed through unredacted. Withhold the whole item.
+            // (Found by fuzzing: such text kept every value the paths select.)
+            Err(e) if is_too_deep(&e) => {
+                *text = paths::REDACTED.to_string();
+                notes.push(format!(
+                    "content[{i}] is JSON nested too deeply to redact by path; field_access withheld it"
+                ));
+            }
             Err(_) => notes.push(format!(
                 "content[{i}] is not JSON text; field_access left it unchanged"
             )),
@@ -64,6 +73,11 @@ pub fn redact_result(
         .collect()
 }
 
+/// Whether serde_json gave up because of its recursion limit (the text may be valid JSON).
+fn is_too_deep(e: &serde_json::Error) -> bool {
+    e.is_syntax() && e.to_string().starts_with("recursion limit exceeded")
+}
+
 fn apply(doc: &mut Value, fields: &[FieldRule<'_>], mode: RedactMode, hits: &mut [bool]) -> bool {
     let mut changed = false;
     for (f, hit) in fields.iter().zip(hits.iter_mut()) {
@@ -73,4 +87,79 @@ fn apply(doc: &mut Value, fields: &[FieldRule<'_>], mode: RedactMode, hits: &mut
         }
     }
     changed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `{"a":{"a":...{"password":"hunter2"}...}}`, `depth` objects deep.
+    fn nested(depth: usize) -> String {
+        let mut s = "{\"a\":".repeat(depth - 1);
+        s.push_str("{\"password\":\"hunter2\"}");
+        s.push_str(&"}".repeat(depth - 1));
+        s
+    }
+
+    #[test]
+    fn json_text_too_deep_to_parse_is_withheld() {
+        let path = FieldPath::parse("*.password").unwrap();
+        let rule: Arc<str> = Arc::from("r");
+        let fields = [FieldRule {
+            path: &path,
+            rule: &rule,
+            effect: Effect::Deny,
+        }];
+        for depth in [100, 200] {
+            let text = nested(depth);
+            let mut result = ToolResult {
+                content: vec![Content::Text(text.clone())],
+                structured: None,
+                is_error: false,
+            };
+            let mut notes = Vec::new();
+            redact_result(&mut result, &fields, RedactMode::Replace, &mut notes);
+            let Content::Text(out) = &result.content[0] else {
+                panic!("a text item stays text")
+            };
+            // `*.password` selects nothing at depth 100 (the password is deeper than two
+            // levels), so that text is unchanged; at 200 the parser gives up and the item must
+            // be withheld, not passed through.
+            if depth == 100 {
+                assert_eq!(out, &text);
+                assert!(notes.is_empty(), "{notes:?}");
+            } else {
+                assert!(!out.contains("hunter2"), "deep JSON text passed through");
+                assert_eq!(out, paths::REDACTED);
+                assert!(notes[0].contains("nested too deeply"), "{notes:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn text_that_is_not_json_is_left_alone() {
+        let path = FieldPath::parse("password").unwrap();
+        let rule: Arc<str> = Arc::from("r");
+        let fields = [FieldRule {
+            path: &path,
+            rule: &rule,
+            effect: Effect::Deny,
+        }];
+        for text in [
+            "password: hunter2",
+            "{\"password\": \"hunter2\"",
+            "[[[[",
+            "",
+        ] {
+            let mut result = ToolResult {
+                content: vec![Content::Text(text.to_string())],
+                structured: None,
+                is_error: false,
+            };
+            let mut notes = Vec::new();
+            redact_result(&mut result, &fields, RedactMode::Replace, &mut notes);
+            assert_eq!(result.content, vec![Content::Text(text.to_string())]);
+            assert!(notes[0].contains("is not JSON text"), "{notes:?}");
+        }
+    }
 }

@@ -38,6 +38,14 @@ use bindings::PolicyEnforcerPre;
 use store::StoreState;
 
 pub use crate::policy::MAX_MEMORY_MIB;
+
+/// The check every guest verdict passes before the engine uses it, exposed for the fuzz
+/// target `fuzz/fuzz_targets/verdict.rs` only: not part of the library's API.
+#[doc(hidden)]
+pub fn check_verdict(v: guest::Verdict, phase: Phase) -> Result<Verdict, String> {
+    verdict::check(v, phase)
+}
+
 /// Epoch ticks per millisecond: deadlines are precise to about one tick.
 const TICK: Duration = Duration::from_millis(1);
 

@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::bindings::guest;
 use crate::decision::Phase;
-use crate::policy::compact;
+use crate::token::{Caveat, UncheckedEnforcers, caveat};
 
 /// Longest deny reason or elicit question accepted from a guest.
 pub const MAX_MESSAGE_BYTES: usize = 4096;
@@ -34,9 +34,26 @@ pub fn check(v: guest::Verdict, phase: Phase) -> Result<Verdict, String> {
                     caveats.len()
                 ));
             }
+            // The full token caveat check, not just the compact grammar: these caveats are
+            // appended to the caller's token, and one the token refuses (say `tool_access`
+            // with a parameter, or a malformed field path) would otherwise pass here and fail
+            // only later, when the token is refreshed after the call was allowed.
             for c in &caveats {
-                compact::parse(c)
-                    .map_err(|e| format!("allow verdict caveat {:?} is invalid: {e}", short(c)))?;
+                match caveat::parse(c, &UncheckedEnforcers) {
+                    Ok(Caveat::Policy(_)) => {}
+                    Ok(_) => {
+                        return Err(format!(
+                            "allow verdict caveat {:?} is not a policy caveat (PHASE:TOOL:POLICY:ACTION[:PARAM...])",
+                            short(c)
+                        ));
+                    }
+                    Err(e) => {
+                        return Err(format!(
+                            "allow verdict caveat {:?} is invalid: {e}",
+                            short(c)
+                        ));
+                    }
+                }
             }
             Ok(Verdict::Allow(caveats))
         }
@@ -132,6 +149,28 @@ mod tests {
                 guest::Verdict::Allow(vec!["nonsense".into()]),
                 Phase::Before,
                 "caveat \"nonsense\" is invalid",
+            ),
+            // Compact grammar, but not a caveat a token can carry (found by fuzzing: these
+            // passed, and the token refresh after the allowed call then failed).
+            (
+                guest::Verdict::Allow(vec!["bf:t:tool_access:deny:extra".into()]),
+                Phase::Before,
+                "is invalid",
+            ),
+            (
+                guest::Verdict::Allow(vec!["af:t:field_access:deny:a..b".into()]),
+                Phase::Before,
+                "is invalid",
+            ),
+            (
+                guest::Verdict::Allow(vec!["bf:t:allow_attempts:allow:many".into()]),
+                Phase::Before,
+                "is invalid",
+            ),
+            (
+                guest::Verdict::Allow(vec!["user = ann".into()]),
+                Phase::Before,
+                "caveat \"user = ann\" is",
             ),
             (
                 guest::Verdict::Allow(vec!["bf:t:tool_access:deny".into(); 17]),
