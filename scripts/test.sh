@@ -18,6 +18,13 @@ guest_native_target="${guest_native_target:-$PWD/enforcers/target/native}"
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 (cd enforcers && cargo fmt --all -- --check)
+echo "== lock files of the side workspaces (bench/peers, fuzz) match the host's dependencies"
+# They are built only by bench/run.sh and cargo-fuzz, not here; resolving them is enough to
+# catch a host dependency change that their Cargo.lock does not record.
+for ws in bench/peers fuzz; do
+  cargo metadata --locked --format-version 1 --manifest-path "$ws/Cargo.toml" >/dev/null ||
+    { echo "$ws/Cargo.lock is out of date: run cargo metadata --manifest-path $ws/Cargo.toml and commit it" >&2; exit 1; }
+done
 echo "== cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 (cd enforcers && CARGO_TARGET_DIR="$guest_native_target" cargo clippy --workspace --all-targets --locked -- -D warnings)
