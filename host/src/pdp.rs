@@ -164,11 +164,22 @@ async fn ask(rule: Arc<str>, spec: Arc<PdpSpec>, body: String) -> PdpVerdict {
 /// POSTs the document and reads the answer, all within the rule's timeout.
 async fn exchange(spec: &PdpSpec, body: String) -> Result<bool, String> {
     let client = client().map_err(|e| format!("could not be asked (HTTP client: {e})"))?;
+    let mut request = client
+        .post(&*spec.url)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(http::header::ACCEPT, "application/json");
+    if let Some(name) = &spec.token_env {
+        match std::env::var(&**name) {
+            Ok(token) if !token.is_empty() => request = request.bearer_auth(token),
+            _ => {
+                return Err(format!(
+                    "could not be asked: the environment variable {name} (its bearer token) is not set"
+                ));
+            }
+        }
+    }
     let round_trip = async {
-        let mut response = client
-            .post(&*spec.url)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .header(http::header::ACCEPT, "application/json")
+        let mut response = request
             .body(body)
             .send()
             .await

@@ -31,6 +31,7 @@ type Log = Arc<Mutex<Vec<(String, Value)>>>;
 /// - `/error`: HTTP 500; `/garbage`: a 200 that is not JSON; `/nodecision`: `{}`;
 ///   `/huge`: a permit padded past 64 KiB
 /// - `/moved`: a 302 to `/allow` (must not be followed)
+/// - `/authed`: permits with `Authorization: Bearer pdp-key-0123`, else HTTP 401
 /// - `/v1/data/mcp/allow`: OPA `{"result": true}`; `/v1/data/mcp/object`:
 ///   `{"result": {"allow": false}}`; `/v1/data/mcp/undefined`: `{}`
 struct Stub {
@@ -80,6 +81,7 @@ impl Stub {
 async fn answer(
     State(log): State<Log>,
     uri: Uri,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> (StatusCode, [(&'static str, &'static str); 1], String) {
     let doc: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -111,6 +113,15 @@ async fn answer(
             "<html>yes</html>".into(),
         ),
         "/nodecision" => ok(json!({})),
+        // Permit.io-style: only a caller with the PDP's API key gets an answer.
+        "/authed" => match headers.get("authorization").and_then(|v| v.to_str().ok()) {
+            Some("Bearer pdp-key-0123") => ok(json!({"decision": true})),
+            _ => (
+                StatusCode::UNAUTHORIZED,
+                [("location", "/allow")],
+                String::new(),
+            ),
+        },
         "/huge" => ok(json!({"decision": true, "padding": "x".repeat(100 * 1024)})),
         "/moved" => (StatusCode::FOUND, [("location", "/allow")], String::new()),
         "/v1/data/mcp/allow" => ok(json!({"result": true})),
@@ -699,4 +710,57 @@ async fn eval_consults_the_pdp() {
     assert_eq!(out.status.code(), Some(2), "{stdout}");
     assert!(stdout.contains("answered HTTP 500"), "{stdout}");
     assert!(stdout.contains("denied (fail closed)"), "{stdout}");
+}
+
+/// `token_env`: the PDP's bearer token comes from the environment at each query, never from
+/// the policy; unset, the rule fails closed without asking.
+#[tokio::test]
+async fn token_env_sends_the_bearer_token_the_pdp_requires() {
+    let stub = Stub::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write_policy(
+        &dir,
+        &format!(
+            "policies:\n  - \"bf:read:pdp:deny:url={}:token_env=TEST_PDP_KEY\"\n",
+            stub.url("/authed")
+        ),
+    );
+    let run = |key: Option<&'static str>| {
+        let policy = policy.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
+            cmd.env_remove("RUST_LOG").env_remove("TEST_PDP_KEY");
+            if let Some(key) = key {
+                cmd.env("TEST_PDP_KEY", key);
+            }
+            cmd.args(["eval", "--user", "ann", "--tool", "read", "-c"])
+                .arg(&policy)
+                .output()
+                .unwrap()
+        })
+    };
+    let out = run(Some("pdp-key-0123")).await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let out = run(Some("wrong-key")).await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(stdout.contains("answered HTTP 401"), "{stdout}");
+    let hits = stub.hits("/authed");
+    let out = run(None).await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(
+        stdout.contains("environment variable TEST_PDP_KEY (its bearer token) is not set"),
+        "{stdout}"
+    );
+    assert_eq!(stub.hits("/authed"), hits, "not asked without its token");
+    let Err(bad) = Engine::from_str(
+        "policies:\n  - name: r\n    tools: [t]\n    policy: pdp\n    action: deny\n    params: [url=https://pdp/x, \"token_env=Bearer abc\"]\n",
+        "p.yaml",
+    ) else {
+        panic!("a token_env that is not a variable name loaded")
+    };
+    let bad = bad.to_string();
+    assert!(bad.contains("is not an environment variable name"), "{bad}");
 }

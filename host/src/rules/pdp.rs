@@ -22,6 +22,9 @@
 //! - `timeout_ms`: per-call budget for the whole exchange, 1 to 60000 (default 200).
 //! - `cache_ttl_ms`: how long an answer is reused for the identical request document, 0 to
 //!   3600000 (default 0: every call asks). Errors are never cached.
+//! - `token_env`: an environment variable holding a bearer token the PDP requires (as
+//!   Permit.io's PDP requires its API key), sent as `Authorization: Bearer ...`. Never in the
+//!   policy file: a credential there leaks with the file. Unset or empty when asked: denied.
 
 use std::fmt;
 use std::num::NonZeroUsize;
@@ -34,7 +37,14 @@ use serde_json::{Map, Value, json};
 use crate::request::Request;
 
 /// Parameter names a `pdp` rule accepts.
-pub const PARAMS: &[&str] = &["url", "mode", "path", "timeout_ms", "cache_ttl_ms"];
+pub const PARAMS: &[&str] = &[
+    "url",
+    "mode",
+    "path",
+    "timeout_ms",
+    "cache_ttl_ms",
+    "token_env",
+];
 /// Default per-call budget.
 pub const DEFAULT_TIMEOUT_MS: u64 = 200;
 /// Largest `timeout_ms`.
@@ -72,6 +82,9 @@ pub struct PdpSpec {
     pub timeout: Duration,
     /// Zero: no caching.
     pub cache_ttl: Duration,
+    /// Environment variable whose value is sent as the bearer token, read at each query so a
+    /// rotated token takes effect without a reload.
+    pub token_env: Option<Arc<str>>,
     cache: Mutex<LruCache<Box<str>, (bool, Instant)>>,
 }
 
@@ -82,6 +95,7 @@ impl fmt::Debug for PdpSpec {
             .field("mode", &self.mode)
             .field("timeout", &self.timeout)
             .field("cache_ttl", &self.cache_ttl)
+            .field("token_env", &self.token_env)
             .finish_non_exhaustive()
     }
 }
@@ -93,6 +107,7 @@ impl PartialEq for PdpSpec {
             && self.mode == other.mode
             && self.timeout == other.timeout
             && self.cache_ttl == other.cache_ttl
+            && self.token_env == other.token_env
     }
 }
 
@@ -126,7 +141,7 @@ impl PdpSpec {
                     }
                     _ => {
                         return Err(format!(
-                            "pdp: parameter {part:?} is not NAME=VALUE: expected url=..., mode=authzen|opa, path=..., timeout_ms=N, cache_ttl_ms=N"
+                            "pdp: parameter {part:?} is not NAME=VALUE: expected url=..., mode=authzen|opa, path=..., timeout_ms=N, cache_ttl_ms=N, token_env=VAR"
                         ));
                     }
                 },
@@ -202,11 +217,27 @@ impl PdpSpec {
         };
         let timeout = number("timeout_ms", DEFAULT_TIMEOUT_MS, 1..=MAX_TIMEOUT_MS)?;
         let ttl = number("cache_ttl_ms", 0, 0..=MAX_CACHE_TTL_MS)?;
+        let token_env = match get("token_env") {
+            None => None,
+            Some(name)
+                if !name.is_empty()
+                    && !name.starts_with(|c: char| c.is_ascii_digit())
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+            {
+                Some(Arc::from(name))
+            }
+            Some(other) => {
+                return Err(format!(
+                    "pdp: token_env {other:?} is not an environment variable name: expected letters, digits and _ (e.g. token_env=PERMIT_API_KEY); the token itself never goes in the policy"
+                ));
+            }
+        };
         Ok(PdpSpec {
             url: Arc::from(url.as_str()),
             mode,
             timeout: Duration::from_millis(timeout),
             cache_ttl: Duration::from_millis(ttl),
+            token_env,
             cache: Mutex::new(LruCache::new(
                 NonZeroUsize::new(CACHE_CAPACITY).expect("nonzero"),
             )),
