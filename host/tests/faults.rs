@@ -32,7 +32,7 @@ use rmcp::{ClientHandler, ErrorData as McpError, ServiceExt};
 use serde_json::{Value, json};
 
 use common::{Body, enforcer_module};
-use mcp_fixture::{CALL_LOG_ENV, CANCEL_MARK_ENV, call, text};
+use mcp_fixture::{CALL_LOG_ENV, CANCEL_MARK_ENV, call, fixture_server, text};
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
@@ -59,20 +59,6 @@ impl ClientHandler for Client {
         ClientInfo::new(caps, Implementation::new("fault-test", "1.0"))
             .with_protocol_version(ProtocolVersion::V_2025_11_25)
     }
-}
-
-fn fixture_server() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap();
-    let path = dir
-        .join("examples")
-        .join(format!("fixture_server{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.exists(),
-        "{} is missing: run the tests with `cargo test` (which builds examples)",
-        path.display()
-    );
-    path
 }
 
 /// Writes a file the way careful writers do: a hidden temp file, then a rename.

@@ -17,7 +17,7 @@ use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientHandler, ErrorData as McpError, ServiceExt};
 use serde_json::{Value, json};
 
-use mcp_fixture::{call, text};
+use mcp_fixture::{call, fixture_server, text};
 
 const API_KEY: &str = "test-key-0123456789abcdef";
 
@@ -48,20 +48,6 @@ impl ClientHandler for Client {
         ClientInfo::new(caps, Implementation::new("proxy-test", "1.0"))
             .with_protocol_version(ProtocolVersion::V_2025_11_25)
     }
-}
-
-fn fixture_server() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap();
-    let path = dir
-        .join("examples")
-        .join(format!("fixture_server{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.exists(),
-        "{} is missing: run the tests with `cargo test` (which builds examples)",
-        path.display()
-    );
-    path
 }
 
 fn policy(extra_auth: &str) -> String {

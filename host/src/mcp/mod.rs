@@ -313,37 +313,37 @@ impl<H: ServerHandler> Policed<H> {
         let caller = self.caller(ctx).ok();
         let snapshot = self.layer.engine.snapshot();
         let now = now_unix_ms();
-        let usable = |target: &str| {
-            caller.as_ref().is_some_and(|c| {
-                visibility::may_call(
-                    &snapshot,
-                    &c.identity.subject,
-                    c.held.verified(),
-                    target,
-                    now,
-                )
+        // True when a listing succeeded and the caller may use none of it (`prefix` + name).
+        let none_usable = |names: Option<Vec<String>>, prefix: &str| {
+            names.is_some_and(|names| {
+                !names.iter().any(|name| {
+                    caller.as_ref().is_some_and(|c| {
+                        visibility::may_call(
+                            &snapshot,
+                            &c.identity.subject,
+                            c.held.verified(),
+                            &format!("{prefix}{name}"),
+                            now,
+                        )
+                    })
+                })
             })
         };
         if capabilities.tools.is_some() {
-            let tools = self.every_page(
+            let names = self.every_page(
                 ctx,
                 |p, c| self.inner.list_tools(p, c),
                 |r| {
-                    (
-                        r.tools.into_iter().map(|t| t.name.into_owned()).collect(),
-                        r.next_cursor,
-                    )
+                    let names = r.tools.into_iter().map(|t| t.name.into_owned());
+                    (names.collect(), r.next_cursor)
                 },
             );
-            if tools
-                .await
-                .is_some_and(|names| !names.iter().any(|n| usable(n)))
-            {
+            if none_usable(names.await, "") {
                 capabilities.tools = None;
             }
         }
         if capabilities.prompts.is_some() && visibility::polices(&snapshot, PROMPT_PREFIX) {
-            let prompts = self.every_page(
+            let names = self.every_page(
                 ctx,
                 |p, c| self.inner.list_prompts(p, c),
                 |r| {
@@ -353,15 +353,12 @@ impl<H: ServerHandler> Policed<H> {
                     )
                 },
             );
-            if prompts
-                .await
-                .is_some_and(|names| !names.iter().any(|n| usable(&format!("{PROMPT_PREFIX}{n}"))))
-            {
+            if none_usable(names.await, PROMPT_PREFIX) {
                 capabilities.prompts = None;
             }
         }
         if capabilities.resources.is_some() && visibility::polices(&snapshot, RESOURCE_PREFIX) {
-            let listed = self.every_page(
+            let uris = self.every_page(
                 ctx,
                 |p, c| self.inner.list_resources(p, c),
                 |r| {
@@ -371,37 +368,29 @@ impl<H: ServerHandler> Policed<H> {
                     )
                 },
             );
-            let none_listed = listed.await.is_some_and(|uris| {
-                !uris
-                    .iter()
-                    .any(|u| usable(&format!("{RESOURCE_PREFIX}{u}")))
-            });
             // A template names resources not listed: they count unless no rule could ever
             // let this caller read any resource.
-            let templated = || async {
-                let templates = self.every_page(
-                    ctx,
-                    |p, c| self.inner.list_resource_templates(p, c),
-                    |r| {
-                        (
-                            r.resource_templates.into_iter().map(|_| ()).collect(),
-                            r.next_cursor,
-                        )
-                    },
-                );
-                templates.await.is_none_or(|t: Vec<()>| !t.is_empty())
-                    && caller.as_ref().is_some_and(|c| {
-                        visibility::may_use_any(
-                            &snapshot,
-                            &c.identity.subject,
-                            c.held.verified(),
-                            RESOURCE_PREFIX,
-                            now,
-                        )
-                    })
-            };
-            if none_listed && !templated().await {
-                capabilities.resources = None;
+            let may_read_any = caller.as_ref().is_some_and(|c| {
+                visibility::may_use_any(
+                    &snapshot,
+                    &c.identity.subject,
+                    c.held.verified(),
+                    RESOURCE_PREFIX,
+                    now,
+                )
+            });
+            if none_usable(uris.await, RESOURCE_PREFIX) {
+                let templated = may_read_any && {
+                    let templates = self.every_page(
+                        ctx,
+                        |p, c| self.inner.list_resource_templates(p, c),
+                        |r| (r.resource_templates, r.next_cursor),
+                    );
+                    templates.await.is_none_or(|t| !t.is_empty())
+                };
+                if !templated {
+                    capabilities.resources = None;
+                }
             }
         }
     }

@@ -13,6 +13,22 @@ use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{ErrorData as McpError, ServerHandler};
 use serde_json::{Value, json};
 
+/// The fixture server built as a process (`examples/fixture_server.rs`), next to the running
+/// test binary, for tests that put it behind the proxy.
+pub fn fixture_server() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(std::path::Path::parent).unwrap();
+    let path = dir
+        .join("examples")
+        .join(format!("fixture_server{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test` (which builds examples)",
+        path.display()
+    );
+    path
+}
+
 /// When set, `slow` writes this file if its request is cancelled.
 pub const CANCEL_MARK_ENV: &str = "FIXTURE_CANCEL_MARK";
 /// When set, every tools/call appends the tool's name and a newline to this file, so tests
